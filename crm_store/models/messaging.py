@@ -1,0 +1,71 @@
+"""The durable edges of the bot: what WeCom delivered (inbox) and what we owe it (outbox)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Index, Integer, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from crm_store.base import Base, IntPk, JsonType, UtcDatetime
+
+INBOX_PENDING = "pending"
+INBOX_PROCESSING = "processing"
+INBOX_DONE = "done"
+INBOX_FAILED = "failed"
+
+OUTBOX_PENDING = "pending"
+OUTBOX_SENDING = "sending"
+OUTBOX_SENT = "sent"
+OUTBOX_DEAD = "dead"
+
+
+class InboxMessage(Base):
+    """One accepted callback. The unique dedup key is what makes WeCom's retries harmless."""
+
+    __tablename__ = "inbox"
+    __table_args__ = (Index("ix_inbox_status_user", "status", "user_id", "id"),)
+
+    id: Mapped[IntPk]
+    dedup_key: Mapped[str] = mapped_column(String(128), unique=True)
+    user_id: Mapped[str] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(64))
+    payload: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16), default=INBOX_PENDING)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    lease_owner: Mapped[str | None] = mapped_column(String(64))
+    lease_until: Mapped[datetime | None]
+    error: Mapped[str | None] = mapped_column(Text)
+    received_at: Mapped[UtcDatetime]
+    finished_at: Mapped[datetime | None]
+
+
+class OutboxMessage(Base):
+    """One message owed to a WeCom user; written in the transaction of the change it reports."""
+
+    __tablename__ = "outbox"
+    __table_args__ = (
+        Index("ix_outbox_status_due", "status", "next_attempt_at"),
+        Index("ix_outbox_user_sent", "to_user", "sent_at"),
+        Index("ix_outbox_user_status", "to_user", "status", "id"),
+    )
+
+    id: Mapped[IntPk]
+    dedup_key: Mapped[str] = mapped_column(String(160), unique=True)
+    to_user: Mapped[str] = mapped_column(String(64))
+    msgtype: Mapped[str] = mapped_column(String(32))
+    payload: Mapped[dict[str, Any]] = mapped_column(JsonType)
+    status: Mapped[str] = mapped_column(String(16), default=OUTBOX_PENDING)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    # Set when an earlier attempt may have reached WeCom (timeout, dropped connection, 5xx):
+    # the next attempt asks WeCom's duplicate check to suppress a second copy.
+    uncertain: Mapped[bool] = mapped_column(default=False)
+    next_attempt_at: Mapped[UtcDatetime]
+    lease_owner: Mapped[str | None] = mapped_column(String(64))
+    lease_until: Mapped[datetime | None]
+    last_error: Mapped[str | None] = mapped_column(Text)
+    wecom_msgid: Mapped[str | None] = mapped_column(String(128))
+    response_code: Mapped[str | None] = mapped_column(String(256))
+    created_at: Mapped[UtcDatetime]
+    sent_at: Mapped[datetime | None]
