@@ -1,1 +1,1 @@
-"""handlers package."""
+"""What the bot understands: routing, grammar, and one module per audience."""

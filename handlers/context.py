@@ -1,0 +1,47 @@
+"""The one typed object a handler receives: who asks, about what, with which session and clock."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+import templates
+from crm_store.clock import Clock
+from handlers.inbound import Inbound
+from handlers.replies import Card, Reply
+
+
+@dataclass
+class HandlerContext:
+    session: AsyncSession
+    message: Inbound
+    clock: Clock
+    tz: ZoneInfo
+    # Filled by the worker from the staff directory; None only when the person is unknown.
+    actor: Any = None
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def user_id(self) -> str:
+        return self.message.user_id
+
+    def now(self) -> datetime:
+        return self.clock.now()
+
+    def local_now(self) -> datetime:
+        return self.clock.now().astimezone(self.tz)
+
+    def reply(self, template: str, /, **variables: Any) -> Reply:
+        """A reply to the sender, rendered from templates/<template>."""
+        return Reply(
+            to_user=self.user_id,
+            kind="markdown" if templates.kind_of(template) == "markdown" else "text",
+            content=templates.render(template, **variables),
+        )
+
+    def card(self, card: Card) -> Reply:
+        return Reply(to_user=self.user_id, kind="card", card=card)
