@@ -1,6 +1,47 @@
 """All tables; importing this module registers every model on `Base.metadata`."""
 
 from crm_store.base import Base
+from crm_store.models.audit import AuditEntry
+from crm_store.models.customer import (
+    Contact,
+    Customer,
+    CustomerOwnerHistory,
+    CustomerShare,
+    Tag,
+)
 from crm_store.models.messaging import InboxMessage, OutboxMessage
+from crm_store.models.org import Department, Role, ScopeLevel, Staff, StaffDepartment
+from crm_store.models.sales import (
+    Followup,
+    Lead,
+    Opportunity,
+    OpportunityStageHistory,
+    Task,
+)
+from crm_store.models.service import Ticket, TicketEvent
+from crm_store.models.settings import CrmSetting
 
-__all__ = ["Base", "InboxMessage", "OutboxMessage"]
+__all__ = [
+    "AuditEntry",
+    "Base",
+    "Contact",
+    "CrmSetting",
+    "Customer",
+    "CustomerOwnerHistory",
+    "CustomerShare",
+    "Department",
+    "Followup",
+    "InboxMessage",
+    "Lead",
+    "Opportunity",
+    "OpportunityStageHistory",
+    "OutboxMessage",
+    "Role",
+    "ScopeLevel",
+    "Staff",
+    "StaffDepartment",
+    "Tag",
+    "Task",
+    "Ticket",
+    "TicketEvent",
+]
