@@ -1,0 +1,910 @@
+"""Plain Chinese → values: next-step times, deal amounts, follow-up kinds; pure, clock passed in.
+
+Times use a small grammar (a regex per part: day, day part, clock), not JioNLP's parse_time: that
+installs ~270 MB, fails on 明早/月底, puts 星期三 in the past and guesses on 25点/3点70分/13月1日.
+cn2an reads Chinese numerals; chinesecalendar gives workdays (调休 too) for 月初/月底/工作日后.
+"""
+
+import re
+from calendar import monthrange
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from enum import Enum
+from zoneinfo import ZoneInfo
+
+import chinese_calendar
+import cn2an
+
+DEFAULT_TIME = time(9, 0)  # a bare day ("下周三") is that day at 09:00, has_time=False
+WORKDAY_END = time(18, 0)  # after this a bare weekday / date naming today means the next one
+# day part -> (time used when no clock is given, end of the part)
+DAY_PARTS: dict[str, tuple[time, time | None]] = {
+    "上午": (time(9, 0), time(12, 0)),
+    "中午": (time(12, 0), time(14, 0)),
+    "下午": (time(14, 0), time(18, 0)),
+    "傍晚": (time(17, 30), time(19, 0)),
+    "晚上": (time(19, 0), None),  # None: until midnight
+}
+_PART_ALIASES = {
+    "早上": "上午",
+    "早晨": "上午",
+    "清晨": "上午",
+    "早": "上午",
+    "午后": "下午",
+    "夜里": "晚上",
+    "夜间": "晚上",
+    "晚": "晚上",
+    "凌晨": "凌晨",
+}
+_CLOCK_ONLY_PARTS = {"早", "晚", "凌晨"}  # parts that only count when a clock time follows
+_FIXED_HOLIDAYS = {(1, 1), (5, 1), (10, 1), (10, 2), (10, 3)}  # fallback past chinesecalendar
+
+# Rules for ambiguous cases (each is pinned by a test):
+# - No day given: a clock time or day part is its next occurrence (today if still ahead, else
+#   tomorrow). An explicit day (今天, 这周五, 2027年1月3日, 月底) never moves: passed -> PAST.
+# - "N点" or one-digit "H:MM" without a day part: 1-6 are 13:00-18:00 (nobody books a client
+#   at 3 a.m.); 0 and 7-23 are read as written. 下午/傍晚/晚上 add 12 to 1-11; 晚上12点 is
+#   midnight; 上午 with an hour over 12 is IMPOSSIBLE. A day part counts as a time (has_time).
+# - A day part on today that has begun: the next full hour, while the part lasts (今晚 at 19:30
+#   -> 20:00).
+# - A bare weekday (周五), M月D日 or M/D without a year, N号: the next one still ahead; for a bare
+#   day "ahead" means today before 18:00, so 周五 on Friday 19:30 is next Friday.
+# - 这周/本周/下周 are calendar weeks from Monday; 下周 alone is next Monday.
+# - A day equal to today (今天, 这周五 on Friday) is not PAST: at is 09:00 that day.
+# - 月初/月底: first/last working day of the month; 月底 once past that day is today. 月中 is the
+#   15th, 下旬 the 21st, 下个月 alone the first working day of next month.
+# - N个月后 keeps the day of month, clamped to the month's end (1月31日 + 1个月 -> 2月28日).
+
+
+class WhenError(Enum):
+    """Why a time expression cannot be used as a next step."""
+
+    PAST = "past"
+    IMPOSSIBLE = "impossible"
+
+
+@dataclass(frozen=True)
+class When:
+    """A resolved time expression: an aware moment in the company time zone."""
+
+    at: datetime
+    has_time: bool
+    span: tuple[int, int]
+    text: str
+
+
+@dataclass(frozen=True)
+class WhenProblem:
+    """A time expression that was found but cannot be scheduled, so the bot can say why."""
+
+    kind: WhenError
+    span: tuple[int, int]
+    text: str
+
+
+@dataclass(frozen=True)
+class NextStep:
+    """A follow-up note split into what happened and what comes next."""
+
+    content: str
+    next_step: str | None
+    when: When | WhenProblem | None
+
+
+# ---------------------------------------------------------------- text and numbers
+
+_FULLWIDTH = {c: c - 0xFEE0 for c in range(0xFF01, 0xFF5F)} | {0x3000: 0x20}
+_CN_DIGITS = "零〇一二两三四五六七八九十"
+_NUM = r"(?:[0-9]{1,4}|[零〇一二两三四五六七八九十百]{1,4})"
+_NUM_T = r"(?:[0-9]{1,2}|[零〇一二两三四五六七八九十]{1,3})"
+
+
+def _normalize(text: str) -> str:
+    """Fold full-width ASCII to ASCII one character for one, so spans stay valid."""
+    return text.translate(_FULLWIDTH)
+
+
+def _int(s: str) -> int | None:
+    """Read ASCII digits or a Chinese numeral; None when it is not a number."""
+    if s.isascii() and s.isdigit():
+        return int(s)
+    try:
+        value = cn2an.cn2an(s, "normal")
+    except (ValueError, KeyError, IndexError):
+        return None
+    return int(value) if float(value).is_integer() else None
+
+
+# ---------------------------------------------------------------- calendar helpers
+
+
+def _is_workday(d: date) -> bool:
+    """Chinese working day, 调休 included; Mon-Fri minus fixed holidays beyond the data."""
+    try:
+        return bool(chinese_calendar.is_workday(d))
+    except NotImplementedError:
+        return d.weekday() < 5 and (d.month, d.day) not in _FIXED_HOLIDAYS
+
+
+def _safe_date(y: int, m: int, d: int) -> date | None:
+    """The date, or None when it does not exist."""
+    try:
+        return date(y, m, d)
+    except ValueError:
+        return None
+
+
+def _add_months(d: date, months: int) -> date:
+    """Same day of month `months` later, clamped to the last day of the target month."""
+    index = d.year * 12 + d.month - 1 + months
+    y, m = divmod(index, 12)
+    return date(y, m + 1, min(d.day, monthrange(y, m + 1)[1]))
+
+
+def _first_workday(y: int, m: int) -> date:
+    """First working day of a month (the 1st itself if no working day is found)."""
+    for day in range(1, monthrange(y, m)[1] + 1):
+        if _is_workday(date(y, m, day)):
+            return date(y, m, day)
+    return date(y, m, 1)
+
+
+def _last_workday(y: int, m: int) -> date:
+    """Last working day of a month (the last day itself if no working day is found)."""
+    last = monthrange(y, m)[1]
+    for day in range(last, 0, -1):
+        if _is_workday(date(y, m, day)):
+            return date(y, m, day)
+    return date(y, m, last)
+
+
+def _month_pos(y: int, m: int, pos: str) -> date:
+    """初/上旬 -> first working day, 中/中旬 -> 15th, 下旬 -> 21st, 底/末 -> last working day."""
+    if pos in ("初", "上旬"):
+        return _first_workday(y, m)
+    if pos in ("中", "中旬"):
+        return date(y, m, 15)
+    if pos == "下旬":
+        return date(y, m, 21)
+    if pos == "份":
+        return date(y, m, 1)
+    return _last_workday(y, m)
+
+
+def _add_workdays(d: date, n: int) -> date:
+    """The n-th working day after (n > 0) or before (n < 0) d."""
+    step = 1 if n >= 0 else -1
+    left = abs(n)
+    while left:
+        d += timedelta(days=step)
+        if _is_workday(d):
+            left -= 1
+    return d
+
+
+# ---------------------------------------------------------------- the grammar
+
+
+@dataclass(frozen=True)
+class _Day:
+    """The day part of an expression: candidate dates, the first one still ahead wins."""
+
+    dates: tuple[date, ...] = ()
+    fixed: bool = True  # explicit day: once passed it is PAST, never moved on
+    part: str | None = None  # a day part fused into the word (今晚 -> 晚上)
+    moment: datetime | None = None  # an exact instant (2小时后)
+    impossible: bool = False
+
+
+@dataclass(frozen=True)
+class _Clock:
+    """A clock time as written, before day parts and the PM rule apply."""
+
+    hour: int
+    minute: int
+    twelve_hour: bool  # "3点" or "3:30": 1-6 read as PM when no day part is given
+
+
+_IMPOSSIBLE = _Day(impossible=True)
+_REL_DAYS = {"今": 0, "明": 1, "后": 2, "大后": 3, "昨": -1, "前": -2, "大前": -3}
+_REL_WEEKS = {"这": 0, "本": 0, "下": 1, "下下": 2, "上": -1, "上上": -2}
+_REL_MONTHS = {"本": 0, "这": 0, "下": 1, "下下": 2, "上": -1, "上上": -2}
+_WEEKDAYS = (
+    {c: i for i, c in enumerate("一二三四五六日")}
+    | {"天": 6, "末": 5}
+    | {str(i + 1): i for i in range(7)}
+)
+
+_P_OFFSET = re.compile(
+    rf"(?P<n>{_NUM}|半)(?P<ge>个)?(?P<half>半)?"
+    r"(?P<unit>工作日|天|日|周|星期|礼拜|月|年|小时|钟头|分钟)(?P<dir>之后|以后|后|之前|以前|前)"
+)
+_P_MD = re.compile(
+    rf"(?:(?P<y>[0-9]{{4}})年|(?P<yw>今年|明年|后年))?(?P<m>{_NUM_T})月"
+    rf"(?:(?P<d>{_NUM_T})[日号]|(?P<dd>[0-9]{{1,2}})(?![0-9号日万千百元块个次台人家套件天周])"
+    r"|(?P<pos>初|上旬|中旬|中|下旬|底|末|份))"
+)
+_P_ISO = re.compile(
+    r"(?P<y>[0-9]{4})(?P<sep>[-/.])(?P<m>[0-9]{1,2})(?P=sep)(?P<d>[0-9]{1,2})(?![0-9])"
+)
+_P_SLASH = re.compile(r"(?P<m>[0-9]{1,2})/(?P<d>[0-9]{1,2})(?![0-9/]|的)")  # 1/3的预算: a share
+_P_REL_MONTH = re.compile(
+    r"(?P<rel>本|这个?|下下个?|下个?|上上个?|上个?)?月"
+    rf"(?:(?P<pos>初|上旬|中旬|中|下旬|底|末)|(?P<d>{_NUM_T})[号日])"
+)
+_P_REL_MONTH_ALONE = re.compile(r"(?P<rel>下下个?|下个?|上上个?|上个?)月")
+_P_WEEK = re.compile(
+    r"(?P<rel>下下个?|下个?|上上个?|上个?|这个?|本)?(?:周|星期|礼拜)(?P<wd>[一二三四五六日天末1-7])?"
+)
+_P_DAY_WORD = re.compile(
+    r"(?P<w>大后|大前|今|明|昨|(?<![之以然最])后|(?<![之以提])前)(?:天|日(?!本)|(?P<p>晚上?|早上?|晨))"
+)
+_P_BARE_DAY = re.compile(
+    rf"(?P<d>{_NUM_T})(?P<u>号|日)(?![楼线门厅馆仓库房院机位床桌柜箱车厂店区栋座室本])"
+)
+_P_PART = re.compile(
+    r"(?:凌晨|早上|早晨|清晨|上午|中午|午后|下午|傍晚|晚上|夜里|夜间|早|晚)(?!好)"
+)
+_P_HHMM = re.compile(r"(?P<h>[0-9]{1,2})[:](?P<mi>[0-9]{2})(?![0-9])")
+_P_DIAN = re.compile(
+    rf"(?P<h>{_NUM_T})(?:点|时)钟?"
+    rf"(?:(?P<half>半)|(?P<q>一刻|三刻)|整|(?P<mi>{_NUM_T})分?)?"
+)
+_COUNTED = re.compile(
+    r"建议|意见|疑问|问题|要求|需求|想法|看法|顾虑|原因|好处|优势|不足|内容|共识|事项|说明|"
+    r"改进|注意|担心|异议|反馈|诉求|条件|[个%]"
+)
+
+
+def _week_day(today: date, rel: str | None, wd: str | None) -> _Day | None:
+    """这周五 / 下周三 / 下下周一 / 下周 / 周五 (rolling) -> a day."""
+    if rel is None:
+        if wd is None:
+            return None
+        first = today + timedelta(days=(_WEEKDAYS[wd] - today.weekday()) % 7)
+        return _Day((first, first + timedelta(days=7)), fixed=False)
+    weeks = _REL_WEEKS[rel.rstrip("个")]
+    if wd is None and weeks == 0:
+        return None  # 这周 alone names no day
+    monday = today - timedelta(days=today.weekday()) + timedelta(weeks=weeks)
+    return _Day((monday + timedelta(days=_WEEKDAYS[wd] if wd else 0),))
+
+
+def _offset_day(m: re.Match[str], now: datetime) -> _Day | None:
+    """3天后 / 两周后 / 一个月后 / 半小时后 / 3个工作日后 / 3天前 -> a day or a moment."""
+    unit, today, sign = m["unit"], now.date(), (-1 if "前" in m["dir"] else 1)
+    n = 0 if m["n"] == "半" else _int(m["n"])
+    half = m["n"] == "半" or m["half"] is not None
+    if n is None or (m["n"] == "半" and m["half"]):
+        return None
+    if unit in ("小时", "钟头", "分钟"):
+        minutes = n if unit == "分钟" else n * 60 + 30 * half
+        if unit == "分钟" and half:
+            return None
+        return _Day(
+            moment=now.replace(second=0, microsecond=0) + sign * timedelta(minutes=minutes)
+        )
+    if unit == "月":
+        if m["ge"] is None and m["n"] != "半":
+            return None  # "3月后" reads as "after March" as often as "in three months"
+        return _Day((_add_months(today, sign * n) + sign * timedelta(days=15 * half),))
+    if unit == "年":
+        return _Day((_add_months(today, sign * (12 * n + 6 * half)),))
+    if half:
+        return None  # 半天后 / 半周后 name no day
+    if unit == "工作日":
+        return _Day((_add_workdays(today, sign * n),))
+    days = n * (7 if unit in ("周", "星期", "礼拜") else 1)
+    return _Day((today + sign * timedelta(days=days),))
+
+
+def _md_day(today: date, year: int | None, month: int, day: int) -> _Day:
+    """M月D日 with or without a year; without one, the next such date not in the past."""
+    if not 1 <= month <= 12 or not 1 <= day <= 31:
+        return _IMPOSSIBLE
+    if year is not None:
+        exact = _safe_date(year, month, day)
+        return _Day((exact,)) if exact else _IMPOSSIBLE
+    found = [_safe_date(y, month, day) for y in range(today.year, today.year + 9)]
+    dates = tuple(d for d in found if d is not None)
+    return _Day(dates, fixed=False) if dates else _IMPOSSIBLE
+
+
+def _year_of(m: re.Match[str], today: date) -> int | None:
+    """The year named before a month, if any."""
+    if m["y"]:
+        return int(m["y"])
+    if m["yw"]:
+        return today.year + {"今年": 0, "明年": 1, "后年": 2}[m["yw"]]
+    return None
+
+
+def _md_match(m: re.Match[str], today: date) -> _Day | None:
+    """12月5日 / 2027年1月3日 / 明年3月底 / 12月初."""
+    month = _int(m["m"])
+    year = _year_of(m, today)
+    if month is None:
+        return None
+    if m["pos"]:
+        if not 1 <= month <= 12:
+            return _IMPOSSIBLE
+        if year is not None:
+            return _Day((_month_pos(year, month, m["pos"]),))
+        this = _month_pos(today.year, month, m["pos"])
+        return _Day((this, _month_pos(today.year + 1, month, m["pos"])), fixed=False)
+    day = _int(m["d"] or m["dd"])
+    return None if day is None else _md_day(today, year, month, day)
+
+
+def _rel_month_match(m: re.Match[str], today: date) -> _Day | None:
+    """月底 / 下月初 / 下个月5号 / 本月15号."""
+    rel = m["rel"].rstrip("个") if m["rel"] else None
+    base = date(today.year, today.month, 1)
+    if m["d"] is not None:
+        day = _int(m["d"])
+        if rel is None or day is None:
+            return None
+        first = _add_months(base, _REL_MONTHS[rel])
+        if not 1 <= day <= 31:
+            return _IMPOSSIBLE
+        exact = _safe_date(first.year, first.month, day)
+        return _Day((exact,)) if exact else _IMPOSSIBLE
+    pos = m["pos"]
+    if rel is not None:
+        first = _add_months(base, _REL_MONTHS[rel])
+        return _Day((_month_pos(first.year, first.month, pos),))
+    if pos in ("底", "末"):
+        return _Day((max(_month_pos(today.year, today.month, pos), today),))
+    nxt = _add_months(base, 1)
+    this = _month_pos(today.year, today.month, pos)
+    return _Day((this, _month_pos(nxt.year, nxt.month, pos)), fixed=False)
+
+
+def _bare_day_match(m: re.Match[str], today: date) -> _Day | None:
+    """5号 / 20日: this month's, or the next month that has that day."""
+    if m["u"] == "日" and not m["d"].isascii():
+        return None  # 一日 is "one day" far more often than "the 1st"
+    day = _int(m["d"])
+    if day is None:
+        return None
+    if not 1 <= day <= 31:
+        return _IMPOSSIBLE
+    base = date(today.year, today.month, 1)
+    months = (_add_months(base, k) for k in range(13))
+    dates = tuple(d for f in months if (d := _safe_date(f.year, f.month, day)) is not None)
+    return _Day(dates, fixed=False)
+
+
+def _match_day(text: str, pos: int, now: datetime) -> tuple[int, _Day] | None:
+    """The longest day expression starting exactly at pos."""
+    today = now.date()
+    best: tuple[int, _Day] | None = None
+
+    def consider(pattern: re.Pattern[str], build: Callable[[re.Match[str]], _Day | None]) -> None:
+        nonlocal best
+        m = pattern.match(text, pos)
+        if m is None or (best is not None and m.end() <= best[0]):
+            return
+        try:
+            day = build(m)
+        except (ValueError, OverflowError):  # 9999年后: beyond what a date can hold
+            day = _IMPOSSIBLE
+        if day is not None:
+            best = (m.end(), day)
+
+    consider(_P_OFFSET, lambda m: _offset_day(m, now))
+    consider(_P_MD, lambda m: _md_match(m, today))
+    consider(
+        _P_ISO,
+        lambda m: _md_day(today, int(m["y"]), int(m["m"]), int(m["d"])),
+    )
+    consider(
+        _P_SLASH,
+        lambda m: (
+            _md_day(today, None, int(m["m"]), int(m["d"]))
+            if 1 <= int(m["m"]) <= 12 and 1 <= int(m["d"]) <= 31
+            else None
+        ),
+    )
+    consider(_P_REL_MONTH, lambda m: _rel_month_match(m, today))
+    consider(_P_REL_MONTH_ALONE, lambda m: _rel_month_alone(m, today))
+    consider(_P_WEEK, lambda m: _week_match(m, text, today))
+    consider(_P_DAY_WORD, lambda m: _day_word(m, today))
+    consider(_P_BARE_DAY, lambda m: _bare_day_match(m, today))
+    return best
+
+
+def _rel_month_alone(m: re.Match[str], today: date) -> _Day:
+    """下个月 -> its first working day; 上个月 -> its 1st (so it reads as past)."""
+    months = _REL_MONTHS[m["rel"].rstrip("个")]
+    first = _add_months(date(today.year, today.month, 1), months)
+    return _Day((_first_workday(first.year, first.month) if months > 0 else first,))
+
+
+def _week_match(m: re.Match[str], text: str, today: date) -> _Day | None:
+    """Weekdays; a bare 周X right after a numeral or 每 is a count or a rule, not a day."""
+    if (
+        m["rel"] is None
+        and m.start() > 0
+        and text[m.start() - 1] in _CN_DIGITS + "0123456789每几个半"
+    ):
+        return None
+    return _week_day(today, m["rel"], m["wd"])
+
+
+def _day_word(m: re.Match[str], today: date) -> _Day:
+    """今天 / 明天 / 后天 / 大后天 / 昨天 / 今晚 / 明早 ..."""
+    day = today + timedelta(days=_REL_DAYS[m["w"]])
+    part = {"晚": "晚上", "早": "上午", "晨": "上午"}.get(m["p"][0]) if m["p"] else None
+    return _Day((day,), part=part)
+
+
+def _match_clock(text: str, pos: int) -> tuple[int, _Clock | None] | None:
+    """A clock time at pos; the clock is None when it is impossible (25点, 3点70分)."""
+    m = _P_HHMM.match(text, pos)
+    if m is not None:
+        hour, minute = int(m["h"]), int(m["mi"])
+        ok = hour < 24 or (hour == 24 and minute == 0)
+        return m.end(), _Clock(hour, minute, len(m["h"]) == 1) if ok and minute < 60 else None
+    m = _P_DIAN.match(text, pos)
+    if m is None:
+        return None
+    hour = _int(m["h"])
+    if hour is None:
+        return None
+    minute = 30 if m["half"] else 15 if m["q"] == "一刻" else 45 if m["q"] else 0
+    if m["mi"]:
+        read = _int(m["mi"])
+        if read is None:
+            return None
+        minute = read
+    ok = hour < 24 or (hour == 24 and minute == 0)
+    return m.end(), _Clock(hour, minute, True) if ok and minute < 60 else None
+
+
+@dataclass(frozen=True)
+class _Parsed:
+    """One time expression as written, before it is resolved against now."""
+
+    start: int
+    end: int
+    day: _Day | None
+    part: str | None
+    clock: _Clock | None
+    bad_clock: bool
+
+
+def _skip_gap(text: str, i: int, *, de: bool) -> int:
+    """Skip spaces (and one 的 when de) between the parts of one expression."""
+    while i < len(text) and text[i] in " \t":
+        i += 1
+    if de and i < len(text) and text[i] == "的":
+        return _skip_gap(text, i + 1, de=False)
+    return i
+
+
+def _parse_at(text: str, pos: int, now: datetime) -> _Parsed | None:
+    """Parse [day] [day part] [clock] starting exactly at pos, or None."""
+    day_hit = _match_day(text, pos, now)
+    day, end = (day_hit[1], day_hit[0]) if day_hit else (None, pos)
+    if day is not None and (day.moment is not None or day.impossible):
+        return _Parsed(pos, end, day, None, None, False)
+    cursor = _skip_gap(text, end, de=True) if day else pos
+    part: str | None = None
+    pm = _P_PART.match(text, cursor) if day is None or day.part is None else None
+    if pm is not None:
+        part, cursor = pm.group(), pm.end()
+    clock_hit = _match_clock(text, _skip_gap(text, cursor, de=False) if (day or part) else pos)
+    if clock_hit is not None:
+        return _Parsed(pos, clock_hit[0], day, part, clock_hit[1], clock_hit[1] is None)
+    if part is not None and part not in _CLOCK_ONLY_PARTS:
+        return _Parsed(pos, cursor, day, part, None, False)
+    if day is not None:
+        return _Parsed(pos, end, day, None, None, False)
+    return None
+
+
+def _plausible(text: str, parsed: _Parsed) -> bool:
+    """Reject bare clock readings that are counts: 便宜一点, 有3点建议, 第2点, 三点五个百分点."""
+    if parsed.day is not None or parsed.part is not None:
+        return True
+    written = text[parsed.start : parsed.end]
+    if written == "一点":
+        return False
+    if _COUNTED.match(text, parsed.end):
+        return False
+    return parsed.start == 0 or text[parsed.start - 1] not in "第有这那几"
+
+
+def _after_number(text: str, i: int) -> bool:
+    """True when position i continues a number: 1.5, 2,000, 15:30, 2027-01, 12/5."""
+    prev = text[i - 1]
+    return prev in ".,:/-" and i >= 2 and text[i - 2].isascii() and text[i - 2].isdigit()
+
+
+def _start_ok(text: str, i: int) -> bool:
+    """Expressions never start in the middle of a number or an ASCII word."""
+    if i == 0:
+        return True
+    here, prev = text[i], text[i - 1]
+    if here.isascii() and here.isdigit():
+        return not (prev.isascii() and prev.isalnum()) and not _after_number(text, i)
+    if here in _CN_DIGITS + "百":
+        return prev not in _CN_DIGITS + "百千万第"
+    return True
+
+
+# ---------------------------------------------------------------- resolution
+
+
+def _offset(t: time) -> timedelta:
+    """A time of day as an offset from midnight."""
+    return timedelta(hours=t.hour, minutes=t.minute)
+
+
+def _clock_offset(clock: _Clock, part: str | None) -> timedelta | None:
+    """The clock as an offset from midnight once the day part applies; None if impossible."""
+    hour = clock.hour
+    if part == "上午" and hour > 12:
+        return None
+    if part == "凌晨":
+        if hour > 6 and hour != 12:
+            return None
+        hour %= 12
+    elif part in ("下午", "傍晚", "晚上") and 1 <= hour <= 11:
+        hour += 12
+    elif part == "晚上" and hour == 12:
+        hour = 24  # 晚上12点 is midnight, the end of that day
+    elif (part == "中午" and 1 <= hour <= 5) or (part is None and clock.twelve_hour and hour <= 6):
+        hour += 12 if hour else 0
+    if hour == 24 and clock.minute:
+        return None
+    return timedelta(hours=hour, minutes=clock.minute)
+
+
+@dataclass(frozen=True)
+class _Resolved:
+    """A moment, whether a time of day was given, and whether it lies clearly ahead of now."""
+
+    at: datetime
+    has_time: bool
+    ahead: bool  # False for today without a clock, or a day part already under way
+
+
+def _resolve(parsed: _Parsed, now: datetime, tz: ZoneInfo) -> _Resolved | WhenError:
+    """Turn a parsed expression into a moment, or the reason it cannot be one."""
+    day, today = parsed.day, now.date()
+    if parsed.bad_clock or (day is not None and day.impossible):
+        return WhenError.IMPOSSIBLE
+    if day is not None and day.moment is not None:
+        return _Resolved(day.moment, True, True) if day.moment > now else WhenError.PAST
+    raw_part = day.part if day is not None and day.part else parsed.part
+    part = _PART_ALIASES.get(raw_part, raw_part) if raw_part else None
+    dates = day.dates if day is not None else (today, today + timedelta(days=1))
+    fixed = day.fixed if day is not None else False
+    clock_at: timedelta | None = None
+    if parsed.clock is not None:
+        clock_at = _clock_offset(parsed.clock, part)
+        if clock_at is None:
+            return WhenError.IMPOSSIBLE
+    for d in dates:
+        midnight = datetime.combine(d, time(), tzinfo=tz)
+        if clock_at is not None:
+            if midnight + clock_at > now:
+                return _Resolved(midnight + clock_at, True, True)
+        elif part is not None:
+            start, end = DAY_PARTS[part]
+            until = midnight + (timedelta(days=1) if end is None else _offset(end))
+            if midnight + _offset(start) > now:
+                return _Resolved(midnight + _offset(start), True, True)
+            if now < until:  # the part is under way: the next full hour within it
+                nxt = now.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
+                return _Resolved(min(nxt, until), True, False)
+        elif d > today or (d == today and (fixed or now.time() < WORKDAY_END)):
+            return _Resolved(datetime.combine(d, DEFAULT_TIME, tzinfo=tz), False, d > today)
+        if fixed:
+            break
+    return WhenError.PAST
+
+
+_Found = tuple[When | WhenProblem, bool]  # an expression and whether it lies clearly ahead
+
+
+def _scan(text: str, now: datetime, tz: ZoneInfo) -> Iterator[_Found]:
+    """Every time expression in text, left to right, without overlaps, with its 'ahead' flag."""
+    if now.tzinfo is None:
+        raise ValueError("now must be an aware datetime")
+    local_now = now.astimezone(tz)
+    norm = _normalize(text)
+    i = 0
+    while i < len(norm):
+        parsed = _parse_at(norm, i, local_now) if _start_ok(norm, i) else None
+        if parsed is None or not _plausible(norm, parsed):
+            i += 1
+            continue
+        span = (parsed.start, parsed.end)
+        written = text[parsed.start : parsed.end]
+        result = _resolve(parsed, local_now, tz)
+        if isinstance(result, WhenError):
+            yield WhenProblem(result, span, written), False
+        else:
+            yield When(result.at, result.has_time, span, written), result.ahead
+        i = parsed.end
+
+
+def find_when(text: str, *, now: datetime, tz: ZoneInfo) -> When | WhenProblem | None:
+    """The first (leftmost) time expression in text, read as a future next step; None if none."""
+    for found, _ in _scan(text, now, tz):
+        return found
+    return None
+
+
+# ---------------------------------------------------------------- next step
+
+_SEPARATORS = re.compile(r"[,;!?。！？\n]+|\.(?![0-9])")
+_CONNECTIVE = re.compile(r"(?:并且|而且|并)?(?:然后|接着|下次|下回|回头|约好|约定)")
+_LEADING_CONNECTIVE = re.compile(r"^(?:并且|而且|并|然后|接着)+")
+_STRONG_NEXT = re.compile(r"(?<!不)再(?!次)|下次|下回|回头|届时|到时候|约好")
+_WEAK_NEXT = re.compile(r"然后|计划|准备|打算|预计|争取|记得|提醒|约了|约定")
+_PAST_MARKER = re.compile(r"(?<![为除约])了(?!解)|已经|已|刚刚|刚才|曾经|没|未")
+_TRIM = " \t\n,.;:!?，。；：！？、~～"
+
+
+def _clauses(norm: str, times: list[_Found]) -> list[tuple[int, int]]:
+    """Cut a note into clauses: at punctuation, before connectives, before a time after spaces,
+    and before a future time that follows a past marker ("拜访了王总下周三再谈")."""
+    inside = {k for t, _ in times for k in range(t.span[0] + 1, t.span[1])}
+    starts = {t.span[0]: (t, ahead) for t, ahead in times}
+    pieces: list[tuple[int, int]] = []
+    last = 0
+    for sep in _SEPARATORS.finditer(norm):
+        if sep.start() not in inside:
+            pieces.append((last, sep.start()))
+            last = sep.end()
+    pieces.append((last, len(norm)))
+    clauses: list[tuple[int, int]] = []
+    for start, end in pieces:
+        cut, p = start, start + 1
+        while p < end:
+            connective = _CONNECTIVE.match(norm, p)
+            found = starts.get(p)
+            split = p not in inside and (
+                connective is not None
+                or (found is not None and norm[p - 1] in " \t")
+                or (
+                    found is not None
+                    and found[1]
+                    and _PAST_MARKER.search(norm, cut, p) is not None
+                )
+            )
+            if split:
+                clauses.append((cut, p))
+                cut = p
+            p = connective.end() if split and connective else p + 1
+        clauses.append((cut, end))
+    return [(s, e) for s, e in clauses if norm[s:e].strip(_TRIM)]
+
+
+def _is_next(norm: str, clause: tuple[int, int], times: list[_Found]) -> bool:
+    """A next step says 再/下次, or names a time ahead (or an impossible one) without 了/已."""
+    s, e = clause
+    if _STRONG_NEXT.search(norm, s, e):
+        return True
+    ahead = any(
+        s <= t.span[0] < e
+        and (is_ahead or isinstance(t, WhenProblem) and t.kind is WhenError.IMPOSSIBLE)
+        for t, is_ahead in times
+    )
+    weak = _WEAK_NEXT.search(norm, s, e) is not None
+    return (ahead or weak) and _PAST_MARKER.search(norm, s, e) is None
+
+
+def _join(text: str, chosen: list[tuple[int, int]], ends: dict[int, int]) -> str:
+    """Chosen clauses with their own trailing punctuation, trimmed at both ends."""
+    return "".join(text[s : ends[s]] for s, _ in chosen).strip(_TRIM)
+
+
+def split_next_step(text: str, *, now: datetime, tz: ZoneInfo) -> NextStep:
+    """Split a follow-up into what happened and the next step; past times stay in what happened."""
+    norm = _normalize(text)
+    times = list(_scan(text, now, tz))
+    clauses = _clauses(norm, times)
+    chosen = [c for c in clauses if _is_next(norm, c, times)]
+    if not chosen:
+        return NextStep(text.strip(_TRIM), None, None)
+    ends = {
+        s: clauses[k + 1][0] if k + 1 < len(clauses) else len(text)
+        for k, (s, _) in enumerate(clauses)
+    }
+    in_next = [(t, a) for t, a in times if any(s <= t.span[0] < e for s, e in chosen)]
+    ranked = [t for t, a in in_next if a] + [
+        t for t, a in in_next if not (isinstance(t, WhenProblem) and t.kind is WhenError.PAST)
+    ]
+    when = (ranked or [t for t, _ in in_next] or [None])[0]
+    next_step = _LEADING_CONNECTIVE.sub("", _join(text, chosen, ends)).strip(_TRIM)
+    rest = [c for c in clauses if c not in chosen]
+    return NextStep(_join(text, rest, ends), next_step or None, when)
+
+
+# ---------------------------------------------------------------- amounts
+
+_DIGITS = r"[0-9]+(?:,[0-9]{3})*(?:\.[0-9]+)?"
+_UNIT = r"(?:千万|百万|十万|亿|万|千|百|[wWkK](?![A-Za-z]))"
+_UNIT_VALUES = {
+    "千万": 10**7,
+    "百万": 10**6,
+    "十万": 10**5,
+    "亿": 10**8,
+    "万": 10**4,
+    "千": 10**3,
+    "百": 10**2,
+    "w": 10**4,
+    "k": 10**3,
+}
+_CN_NUMERAL = (
+    "[零〇一二两三四五六七八九十壹贰叁肆伍陆柒捌玖拾]"
+    "[零〇一二两三四五六七八九十百千万亿壹贰叁肆伍陆柒捌玖拾佰仟]*"
+)
+_AMOUNT = re.compile(
+    r"(?P<cur>¥|￥|RMB|CNY|人民币)?[ \t]*"
+    rf"(?:(?P<dig>{_DIGITS}(?:多|余)?{_UNIT}(?:[0-9]+{_UNIT})*(?:[0-9](?![0-9.]))?|{_DIGITS})"
+    rf"|(?P<cn>{_CN_NUMERAL}))"
+    r"(?P<yuan>[ \t]*(?:元整|元|块钱|块|圆))?"
+)
+_RANGE = re.compile(rf"(?P<low>{_DIGITS})[ \t]*(?:-|~|到|至)[ \t]*(?={_DIGITS}[ \t]*{_UNIT})")
+_FOREIGN = re.compile(r"[ \t]*(?:美元|美金|欧元|日元|港元|港币|英镑|USD|EUR|HKD|JPY|GBP)")
+_COUNTER_AFTER = re.compile(  # 50台, 2000人, 2027年: a count or a date, not money
+    r"[ \t]*(?:[台个套件人次家位名份张条箱吨米天周年月日号点时分秒层楼栋折倍岁]"
+    r"|[斤克辆间颗只支把本页期%]|平方|公里)"
+)
+_BARE_AFTER = re.compile(r"[:/\-.A-Za-z]")  # 15:30, 12/5, 2027-01, model numbers
+_CENT = Decimal("0.01")
+
+
+def _tidy(value: Decimal) -> Decimal:
+    """Round to cents; whole amounts come back without a fraction."""
+    cents = value.quantize(_CENT, rounding=ROUND_HALF_UP)
+    if cents == cents.to_integral_value():
+        return cents.quantize(Decimal(1))
+    return cents.normalize()
+
+
+def _digit_value(token: str) -> Decimal | None:
+    """50万 / 1.2亿 / 1万5 / 1亿2000万 / 80k -> a number; a last bare digit is a tenth unit."""
+    total = Decimal(0)
+    last_unit: int | None = None
+    for m in re.finditer(rf"({_DIGITS})(?:多|余)?({_UNIT})?", token):
+        try:
+            number = Decimal(m[1].replace(",", ""))
+        except InvalidOperation:
+            return None
+        if m[2] is None:
+            total += number * (last_unit // 10 if last_unit else 1)
+            continue
+        last_unit = _UNIT_VALUES[m[2].lower()]
+        total += number * last_unit
+    return total
+
+
+def _amount_at(norm: str, m: re.Match[str]) -> tuple[Decimal, bool] | None:
+    """The value of an amount token and whether it is marked as money (unit, sign or 元/块)."""
+    if _FOREIGN.match(norm, m.end()):
+        return None
+    if m["dig"] is not None:
+        value = _digit_value(m["dig"])
+        marked = any(u in m["dig"] for u in ("万", "亿", "w", "W", "k", "K"))
+    else:
+        try:
+            raw = cn2an.cn2an(m["cn"], "normal")
+        except (ValueError, KeyError, IndexError):
+            return None
+        value = Decimal(str(raw))
+        marked = any(u in m["cn"] for u in ("万", "亿"))
+    if value is None:
+        return None
+    return value, marked or bool(m["cur"]) or bool(m["yuan"])
+
+
+def parse_amount(text: str) -> Decimal | None:
+    """A whole string that is an amount in yuan (50万, ¥120,000, 三十万); else None."""
+    norm = _normalize(text).strip()
+    m = _AMOUNT.fullmatch(norm)
+    if m is None or not norm:
+        return None
+    found = _amount_at(norm, m)
+    return None if found is None else _tidy(found[0])
+
+
+def find_amount(text: str) -> tuple[Decimal, tuple[int, int]] | None:
+    """The first amount in a sentence; bare numbers count only from 1000 up, or with 元/块."""
+    norm = _normalize(text)
+    for i in range(len(norm)):
+        if not _amount_start_ok(norm, i):
+            continue
+        rng = _RANGE.match(norm, i)
+        m = _AMOUNT.match(norm, rng.end() if rng else i)
+        if m is None:
+            continue
+        found = _amount_at(norm, m)
+        if found is None or not _looks_like_money(norm, m, *found):
+            continue
+        if rng is not None:
+            low = _digit_value(rng["low"] + _unit_of(m["dig"] or ""))
+            if low is not None:
+                return _tidy(low), (i, m.end())
+        return _tidy(found[0]), (m.start(), m.end())
+    return None
+
+
+def _amount_start_ok(norm: str, i: int) -> bool:
+    """Amounts start at a number, a currency sign, never inside a number, word or ordinal."""
+    here, prev = norm[i], norm[i - 1] if i else ""
+    if not (
+        here.isascii() and here.isdigit() or here in _CN_DIGITS + "壹贰叁肆伍陆柒捌玖拾¥￥RC人"
+    ):
+        return False
+    if not prev:
+        return True
+    if here in _CN_DIGITS + "壹贰叁肆伍陆柒捌玖拾":
+        return prev not in _CN_DIGITS + "百千万亿第几"
+    return (
+        not (prev.isascii() and prev.isalnum())
+        and prev not in "$€第"
+        and not _after_number(norm, i)
+    )
+
+
+def _looks_like_money(norm: str, m: re.Match[str], value: Decimal, marked: bool) -> bool:
+    """Bare numbers are money only from 1000 up and not as counts, dates, phones or models."""
+    if m["cur"] or m["yuan"]:
+        return True
+    if _COUNTER_AFTER.match(norm, m.end()):
+        return False
+    if marked:
+        return True
+    if _BARE_AFTER.match(norm, m.end()):
+        return False
+    digits = (m["dig"] or "").replace(",", "")
+    if digits.startswith("0") or len(digits) > 10:
+        return False  # 0571..., 13800138000: codes and phone numbers
+    return value >= 1000
+
+
+def _unit_of(token: str) -> str:
+    """The first unit written in a digit token ('' if none), so 50-60万 reads as 50万."""
+    unit = re.search(_UNIT, token)
+    return unit.group() if unit else ""
+
+
+# ---------------------------------------------------------------- follow-up kind
+
+FOLLOWUP_KINDS: dict[str, str] = {
+    "电话会议": "meeting",
+    "打电话": "call",
+    "电话": "call",
+    "致电": "call",
+    "电联": "call",
+    "通话": "call",
+    "回电": "call",
+    "来电": "call",
+    "拜访": "visit",
+    "上门": "visit",
+    "面谈": "visit",
+    "见面": "visit",
+    "登门": "visit",
+    "企业微信": "wechat",
+    "企微": "wechat",
+    "微信": "wechat",
+    "视频会议": "meeting",
+    "会议": "meeting",
+    "开会": "meeting",
+}
+_KIND_WORDS = re.compile("|".join(sorted(FOLLOWUP_KINDS, key=len, reverse=True)))
+
+
+def find_followup_kind(text: str) -> str | None:
+    """The kind named first in the note (the longest word at that place); the caller defaults."""
+    m = _KIND_WORDS.search(text)
+    return FOLLOWUP_KINDS[m.group()] if m else None
