@@ -280,7 +280,8 @@ class WeComClient:
         """Upload temporary media (valid 3 days) and return its media_id."""
 
         def form() -> aiohttp.FormData:
-            data = aiohttp.FormData()
+            # Raw UTF-8 filename, as browsers send it; a %-quoted one would show as %E5...
+            data = aiohttp.FormData(quote_fields=False)
             # A stream, not bytes: aiohttp warns that a large bytes body blocks the loop
             data.add_field(
                 "media",
