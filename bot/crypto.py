@@ -206,6 +206,7 @@ class _EnvelopeParser:
         self._encrypt: list[str] = []
 
     def parse(self, body: bytes) -> str:
+        """The single top-level Encrypt text, or ParseError."""
         parser = expat.ParserCreate()
         parser.StartDoctypeDeclHandler = self._refuse
         parser.EntityDeclHandler = self._refuse

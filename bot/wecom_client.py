@@ -65,11 +65,17 @@ class WeComTimeoutError(WeComTransportError, TimeoutError):
 class TokenCache(Protocol):
     """Where access tokens live: in process by default, Redis when several processes share."""
 
-    async def get(self, key: str) -> str | None: ...
+    async def get(self, key: str) -> str | None:
+        """The cached value, or None when absent or expired."""
+        ...
 
-    async def set(self, key: str, value: str, ttl_seconds: float) -> None: ...
+    async def set(self, key: str, value: str, ttl_seconds: float) -> None:
+        """Store a value that expires after ttl_seconds."""
+        ...
 
-    async def delete(self, key: str) -> None: ...
+    async def delete(self, key: str) -> None:
+        """Forget a value (a token WeCom refused)."""
+        ...
 
     def lock(self, key: str) -> AbstractAsyncContextManager[None]:
         """Mutual exclusion for refreshing `key` (cross-process when backed by Redis)."""
@@ -85,6 +91,7 @@ class InProcessTokenCache:
         self._locks: dict[str, asyncio.Lock] = {}
 
     async def get(self, key: str) -> str | None:
+        """The value unless the injected clock says it expired."""
         entry = self._values.get(key)
         if entry is None:
             return None
@@ -95,12 +102,15 @@ class InProcessTokenCache:
         return value
 
     async def set(self, key: str, value: str, ttl_seconds: float) -> None:
+        """Store with an expiry measured on the injected clock."""
         self._values[key] = (value, self._clock.now() + timedelta(seconds=ttl_seconds))
 
     async def delete(self, key: str) -> None:
+        """Forget the value."""
         self._values.pop(key, None)
 
     def lock(self, key: str) -> AbstractAsyncContextManager[None]:
+        """An asyncio.Lock per key: enough when one process owns the cache."""
         return self._locks.setdefault(key, asyncio.Lock())
 
 
@@ -225,7 +235,9 @@ class WeComClient:
         data_factory: DataFactory | None = None,
         token: str | None,
     ) -> dict[str, Any]:
-        query = {k: str(v) for k, v in (params or {}).items()}
+        query = {
+            k: str(int(v)) if isinstance(v, bool) else str(v) for k, v in (params or {}).items()
+        }
         if token is not None:
             query["access_token"] = token
         try:

@@ -30,6 +30,8 @@ RECEIVING_STATUSES = frozenset({1, 4})
 
 @dataclass
 class Department:
+    """One node of the department tree."""
+
     id: int
     name: str
     parentid: int
@@ -57,6 +59,8 @@ class Department:
 
 @dataclass
 class Member:
+    """One 成员 as the app sees them."""
+
     userid: str
     name: str
     department: list[int]
@@ -173,15 +177,19 @@ class Directory:
         self._members.pop(userid.lower(), None)
 
     def department(self, id: int) -> Department | None:
+        """The department with this id, if any."""
         return self._departments.get(id)
 
     def member(self, userid: str) -> Member | None:
+        """The member with this userid, in any letter case."""
         return self._members.get(userid.lower())
 
     def departments(self) -> list[Department]:
+        """Every department, in insertion order."""
         return list(self._departments.values())
 
     def members(self) -> list[Member]:
+        """Every member, in insertion order."""
         return list(self._members.values())
 
     def subtree(self, id: int) -> list[Department]:

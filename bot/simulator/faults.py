@@ -15,6 +15,8 @@ FaultKind = Literal["errcode", "http", "delay", "drop"]
 
 @dataclass
 class Fault:
+    """One queued fault and how many more calls it applies to."""
+
     kind: FaultKind
     value: float
     remaining: int
@@ -27,6 +29,7 @@ class FaultPlan:
         self._queues: dict[str, deque[Fault]] = {}
 
     def add(self, path: str, kind: FaultKind, value: float, times: int) -> None:
+        """Queue a fault behind any already queued for the path."""
         if times < 1:
             raise ValueError("times must be at least 1")
         self._queues.setdefault(normalize_path(path), deque()).append(Fault(kind, value, times))
@@ -47,4 +50,5 @@ class FaultPlan:
         return sum(f.remaining for f in self._queues.get(normalize_path(path), ()))
 
     def clear(self) -> None:
+        """Forget every queued fault."""
         self._queues.clear()

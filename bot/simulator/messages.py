@@ -74,6 +74,7 @@ class SentMessage:
         return value if isinstance(value, str) else None
 
     def as_json(self) -> dict[str, Any]:
+        """The shape the demo's /sim/messages returns."""
         return {
             "seq": self.seq,
             "msgid": self.msgid,
@@ -97,6 +98,8 @@ class Undelivered:
 
 @dataclass
 class Media:
+    """An uploaded temporary media file."""
+
     media_id: str
     type: str
     filename: str
@@ -106,6 +109,8 @@ class Media:
 
 @dataclass
 class ResponseCode:
+    """A code for update_template_card: single use, 72 h."""
+
     code: str
     task_id: str
     card_type: str

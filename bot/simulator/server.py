@@ -26,6 +26,7 @@ from bot.simulator.messages import (
     MEDIA_MIN_BYTES,
     CardUpdate,
     Media,
+    ResponseCode,
     SentMessage,
     Undelivered,
 )
@@ -73,6 +74,7 @@ class WeComSimulator:
         self.deduplicated: list[Undelivered] = self.messages.deduplicated
         self.card_updates: list[CardUpdate] = self.messages.card_updates
         self.media: dict[str, Media] = self.messages.media
+        self.response_codes: dict[str, ResponseCode] = self.messages.response_codes
         self.calls: Counter[str] = Counter()
         self.token_calls = 0
         self._tokens: dict[str, datetime] = {}
@@ -137,6 +139,7 @@ class WeComSimulator:
         self._restricted[normalize_path(path)] = errcode
 
     def unrestrict_api(self, path: str) -> None:
+        """Let a restricted endpoint answer normally again."""
         self._restricted.pop(normalize_path(path), None)
 
     def fail_next(self, path: str, errcode: int = -1, times: int = 1) -> None:
@@ -215,6 +218,7 @@ class WeComSimulator:
         return await self.sender.post_xml(self._bot_url(), plaintext_xml)
 
     async def verify_callback_url(self, echo: str | None = None) -> tuple[int, str]:
+        """The GET verification an admin triggers when saving the callback URL."""
         return await self.sender.verify_url(self._bot_url(), echo)
 
     async def send_text(
@@ -224,6 +228,7 @@ class WeComSimulator:
         msg_id: int | None = None,
         create_time: int | None = None,
     ) -> tuple[int, str]:
+        """A member types `content` to the app."""
         return await self.sender.send_text(
             self._bot_url(), from_user, content, msg_id=msg_id, create_time=create_time
         )
@@ -231,6 +236,7 @@ class WeComSimulator:
     async def send_event(
         self, from_user: str, event: str, **fields: FieldValue
     ) -> tuple[int, str]:
+        """An event from a member (or from 'sys' for contact changes)."""
         return await self.sender.send_event(self._bot_url(), from_user, event, **fields)
 
     async def click_card(

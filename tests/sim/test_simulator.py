@@ -612,11 +612,11 @@ async def test_delay_released_early_is_processed(api: Api, sim: WeComSimulator) 
     token = await api.token()
     sim.delay_next("message/send", 60)
     pending = asyncio.ensure_future(api.text(token, "zhangsan", "慢"))
-    for _ in range(200):
-        await asyncio.sleep(0)
+    for _ in range(1000):  # until the request reached the simulator (bounded)
         if sim.calls["message/send"]:
             break
-    await asyncio.sleep(0.01)
+        await asyncio.sleep(0.001)
+    assert sim.calls["message/send"] == 1
     assert not pending.done()
     sim.release_delays()
     assert (await pending)["errcode"] == 0

@@ -95,10 +95,11 @@ async def test_cancelled_waiter_does_not_cancel_the_refresh(
 ) -> None:
     sim.delay_next("gettoken", 0.05)
     waiter = asyncio.ensure_future(client.access_token())
-    for _ in range(100):
-        await asyncio.sleep(0)
+    for _ in range(1000):  # until gettoken reached the simulator (bounded)
         if sim.token_calls:
             break
+        await asyncio.sleep(0.001)
+    assert sim.token_calls == 1
     waiter.cancel()
     with pytest.raises(asyncio.CancelledError):
         await waiter
