@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from handlers.context import HandlerContext
+from handlers.inbound import Inbound, OtherMessage
 from handlers.replies import Reply
 from handlers.routing import Command, Router
 
@@ -64,3 +65,14 @@ async def unknown_text(ctx: HandlerContext, text: str) -> list[Reply]:
     from handlers.dispatch import dispatcher
 
     return [ctx.reply("help/unknown", text=text[:30], suggestions=dispatcher().suggest(text))]
+
+
+USER_MESSAGE_TYPES = {"image", "voice", "video", "location", "link", "file"}
+
+
+@router.event(OtherMessage)
+async def unsupported_message(ctx: HandlerContext, message: Inbound) -> list[Reply]:
+    """A picture or voice note from a person deserves an answer; system events do not."""
+    if isinstance(message, OtherMessage) and message.msg_type in USER_MESSAGE_TYPES:
+        return [ctx.reply("errors/unsupported")]
+    return []

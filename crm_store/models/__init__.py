@@ -2,6 +2,7 @@
 
 from crm_store.base import Base
 from crm_store.models.audit import AuditEntry
+from crm_store.models.chat import ConversationState, LearnedPick
 from crm_store.models.customer import (
     Contact,
     Customer,
@@ -25,6 +26,7 @@ __all__ = [
     "AuditEntry",
     "Base",
     "Contact",
+    "ConversationState",
     "CrmSetting",
     "Customer",
     "CustomerOwnerHistory",
@@ -32,6 +34,7 @@ __all__ = [
     "Department",
     "Followup",
     "InboxMessage",
+    "LearnedPick",
     "Lead",
     "Opportunity",
     "OpportunityStageHistory",

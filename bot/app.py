@@ -1,0 +1,174 @@
+"""The aiohttp application and the runtime it owns (engine, cache, WeCom client, loops).
+
+Roles: `web` serves callbacks only; `worker` runs the inbox worker, outbox relay and scheduler;
+`all` (the embedded default) does everything in one process and one event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from typing import Final, Literal
+
+import aiohttp
+from aiohttp import web
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from bot.cache import Cache, Notifier, RedisCache, make_cache
+from bot.callback import CallbackState, add_routes, callback_state_key
+from bot.crypto import WeComCrypto
+from bot.relay import OutboxRelay
+from bot.settings import Settings
+from bot.wecom_client import WeComClient
+from bot.worker import ActorLoader, InboxWorker
+from crm_store.clock import Clock, SystemClock
+from crm_store.session import create_engine, session_factory
+from handlers.dispatch import dispatch
+
+log = logging.getLogger(__name__)
+
+Role = Literal["all", "web", "worker"]
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    clock: Clock
+    engine: AsyncEngine
+    sessions: async_sessionmaker[AsyncSession]
+    cache: Cache
+    notifier: Notifier
+    http: aiohttp.ClientSession
+    client: WeComClient
+    worker: InboxWorker
+    relay: OutboxRelay
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+    async def close(self) -> None:
+        for task in self.tasks:
+            task.cancel()
+        for task in self.tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self.tasks.clear()
+        await self.notifier.stop()
+        await self.http.close()
+        if isinstance(self.cache, RedisCache):
+            await self.cache.close()
+        await self.engine.dispose()
+
+
+runtime_key: Final = web.AppKey("runtime", Runtime)
+ActorLoaderFactory = Callable[[WeComClient], ActorLoader]
+
+
+async def build_runtime(
+    settings: Settings,
+    *,
+    clock: Clock | None = None,
+    actor_loader_factory: ActorLoaderFactory | None = None,
+) -> Runtime:
+    clock = clock or SystemClock()
+    engine = create_engine(settings.database_url)
+    sessions = session_factory(engine)
+    cache = make_cache(settings.redis_url)
+    if isinstance(cache, RedisCache) and not await cache.ping():
+        log.warning(
+            "WECRM_REDIS_URL is set but Redis is not reachable; running on local "
+            "fallbacks until it is"
+        )
+    notifier = Notifier(cache)
+    http = aiohttp.ClientSession()
+    client = WeComClient(
+        base_url=settings.wecom_api_base,
+        corp_id=settings.wecom_corp_id,
+        secret=settings.wecom_secret.get_secret_value(),
+        agent_id=settings.wecom_agent_id,
+        session=http,
+        token_cache=cache,
+        clock=clock,
+    )
+    worker = InboxWorker(
+        sessions=sessions,
+        clock=clock,
+        tz=settings.tz,
+        notifier=notifier,
+        dispatch=dispatch,
+        actor_loader=actor_loader_factory(client) if actor_loader_factory else None,
+        concurrency=1 if engine.dialect.name == "sqlite" else 4,
+    )
+    relay = OutboxRelay(sessions=sessions, client=client, clock=clock, notifier=notifier)
+    return Runtime(settings, clock, engine, sessions, cache, notifier, http, client, worker, relay)
+
+
+async def healthz(_request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    """Ready when the database answers; a configured Redis that is down makes it 'degraded'."""
+    runtime = request.app[runtime_key]
+    report: dict[str, str] = {}
+    try:
+        async with asyncio.timeout(2):
+            async with runtime.engine.connect() as conn:
+                await conn.execute(text("SELECT 1"))
+        report["database"] = "ok"
+    except Exception as exc:  # any failure means "not ready", with its kind for the operator
+        report["database"] = f"unreachable ({type(exc).__name__})"
+    if isinstance(runtime.cache, RedisCache):
+        await runtime.cache.ping()
+        report["redis"] = runtime.cache.describe()
+    else:
+        report["redis"] = "not configured (in-process cache)"
+    ok = report["database"] == "ok"
+    degraded = isinstance(runtime.cache, RedisCache) and not runtime.cache.healthy
+    report["status"] = "degraded" if ok and degraded else ("ok" if ok else "unavailable")
+    return web.json_response(report, status=200 if ok else 503)
+
+
+def create_app(
+    settings: Settings,
+    *,
+    role: Role = "all",
+    clock: Clock | None = None,
+    background: bool = True,
+    actor_loader_factory: ActorLoaderFactory | None = None,
+) -> web.Application:
+    """The web app; with background=False tests drive the worker and relay by hand."""
+    app = web.Application(client_max_size=1024 * 1024)
+
+    async def runtime_ctx(app: web.Application) -> AsyncIterator[None]:
+        runtime = await build_runtime(
+            settings, clock=clock, actor_loader_factory=actor_loader_factory
+        )
+        app[runtime_key] = runtime
+        app[callback_state_key] = CallbackState(
+            crypto=WeComCrypto(
+                settings.wecom_token.get_secret_value(),
+                settings.wecom_aes_key.get_secret_value(),
+                settings.wecom_corp_id,
+            ),
+            sessions=runtime.sessions,
+            cache=runtime.cache,
+            notifier=runtime.notifier,
+            clock=runtime.clock,
+            max_skew=settings.callback_max_skew,
+        )
+        runtime.notifier.start()
+        if background and role in ("all", "worker"):
+            runtime.tasks.append(asyncio.create_task(runtime.worker.run_forever()))
+            runtime.tasks.append(asyncio.create_task(runtime.relay.run_forever()))
+        yield
+        await runtime.close()
+
+    app.cleanup_ctx.append(runtime_ctx)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    if role in ("all", "web"):
+        add_routes(app)
+    return app
