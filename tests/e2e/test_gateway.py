@@ -205,8 +205,7 @@ async def test_bad_bodies_get_4xx_and_the_server_keeps_serving(bot: BotHarness) 
                 params["timestamp"], params["nonce"], encrypt
             )
         if len(body) > 1024 * 1024:
-            resp = await bot.client.post("/wecom/callback", params=params,
-                                         data=io.BytesIO(body))
+            resp = await bot.client.post("/wecom/callback", params=params, data=io.BytesIO(body))
             status, text = resp.status, await resp.text()
         else:
             status, text = await sender.post_raw(bot.callback_url, params, body)
