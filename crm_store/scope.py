@@ -15,7 +15,9 @@ Rules beyond the level, one place for all of them:
   `until` (exclusive), together with that customer's opportunities, tickets and follow-ups;
 - service staff read every customer card, contact, follow-up, opportunity row and ticket, but
   an opportunity amount only where their own level reaches (by default only their own deals);
-- an unowned customer that is not in the pool belongs to its recorded department.
+- an unowned customer that is not in the pool belongs to its recorded department;
+- tasks are personal (owner plus whoever's level reaches the owner); unowned leads are a lead
+  pool everyone sees; unknown and inactive people get no actor at all.
 """
 
 from __future__ import annotations
