@@ -153,7 +153,7 @@ def create_app(
                 settings.wecom_aes_key.get_secret_value(),
                 settings.wecom_corp_id,
             ),
-            sessions=runtime.sessions,
+            engine=runtime.engine,
             cache=runtime.cache,
             notifier=runtime.notifier,
             clock=runtime.clock,

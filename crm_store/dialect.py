@@ -6,18 +6,22 @@ from typing import Any
 
 from sqlalchemy import Table
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 
-def dialect_name(session: AsyncSession) -> str:
-    return session.get_bind().dialect.name
+def dialect_name(executor: AsyncSession | AsyncConnection) -> str:
+    if isinstance(executor, AsyncConnection):
+        return executor.dialect.name
+    return executor.get_bind().dialect.name
 
 
-def insert_ignore(session: AsyncSession, table: Table | Any, conflict_columns: list[str]) -> Any:
+def insert_ignore(
+    session: AsyncSession | AsyncConnection, table: Table | Any, conflict_columns: list[str]
+) -> Any:
     """INSERT ... ON CONFLICT DO NOTHING, the primitive behind every exactly-once write."""
     insert = postgresql.insert if dialect_name(session) == "postgresql" else sqlite.insert
     return insert(table).on_conflict_do_nothing(index_elements=conflict_columns)
 
 
-def supports_skip_locked(session: AsyncSession) -> bool:
+def supports_skip_locked(session: AsyncSession | AsyncConnection) -> bool:
     return dialect_name(session) == "postgresql"

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import ColumnElement, and_, exists, or_, select, update
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.orm import aliased
 
 from crm_store.dialect import insert_ignore, supports_skip_locked
@@ -41,7 +41,13 @@ class LeaseLost(Exception):
 
 
 async def accept(
-    session: AsyncSession, *, dedup_key: str, user_id: str, kind: str, payload: str, now: datetime
+    session: AsyncSession | AsyncConnection,
+    *,
+    dedup_key: str,
+    user_id: str,
+    kind: str,
+    payload: str,
+    now: datetime,
 ) -> bool:
     """Insert a delivered message; False when this key was already accepted (a WeCom retry)."""
     stmt = insert_ignore(session, InboxMessage.__table__, ["dedup_key"]).values(

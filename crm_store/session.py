@@ -38,12 +38,19 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
     """An engine with the settings each backend needs to be safe under concurrent writers."""
     url = async_url(url)
     if make_url(url).get_backend_name() == "sqlite":
+        # One connection per process: SQLite has one writer anyway, and waiting in the pool's
+        # FIFO queue beats SQLite's busy handler, which sleeps up to 100 ms per retry.
+        kwargs.setdefault("pool_size", 1)
+        kwargs.setdefault("max_overflow", 0)
+        kwargs.setdefault("pool_timeout", 60)
         engine = create_async_engine(url, connect_args={"timeout": 30}, **kwargs)
         _configure_sqlite(engine)
         return engine
     kwargs.setdefault("pool_size", 10)
     kwargs.setdefault("max_overflow", 10)
-    kwargs.setdefault("pool_pre_ping", True)
+    # No pre-ping: it costs a round trip per checkout on the ack path. A connection that died
+    # fails one request (503, so WeCom retries) and the pool replaces it.
+    kwargs.setdefault("pool_recycle", 1800)
     return create_async_engine(url, **kwargs)
 
 
