@@ -13,7 +13,7 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import ColumnElement, Row, func, or_, select
+from sqlalchemy import ColumnElement, RowMapping, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_store import audit, config_data
@@ -87,18 +87,18 @@ class StageMove:
 # Reads ----------------------------------------------------------------------------------------
 
 
-def _view(row: Row[Any]) -> OpportunityView:
+def _view(row: RowMapping) -> OpportunityView:
     return OpportunityView(
-        id=row.id,
-        title=row.title,
-        stage=row.stage,
-        probability=row.probability,
-        amount=row.amount,
-        owner_id=row.owner_id,
-        expected_close_date=row.expected_close_date,
-        state=row.state,
-        customer_id=row.customer_id,
-        customer_name=row.customer_name,
+        id=row["id"],
+        title=row["title"],
+        stage=row["stage"],
+        probability=row["probability"],
+        amount=row["amount"],
+        owner_id=row["owner_id"],
+        expected_close_date=row["expected_close_date"],
+        state=row["state"],
+        customer_id=row["customer_id"],
+        customer_name=row["customer_name"],
     )
 
 
@@ -128,7 +128,7 @@ async def _views(
     )
     if limit is not None:
         query = query.limit(limit)
-    return [_view(row) for row in await session.execute(query)]
+    return [_view(row) for row in (await session.execute(query)).mappings()]
 
 
 async def get_view(

@@ -10,10 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from enum import StrEnum
-from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Row, Select, func, or_, select, update
+from sqlalchemy import RowMapping, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_store import audit
@@ -126,20 +125,24 @@ async def refresh_followup_times(
 # Reads ----------------------------------------------------------------------------------------
 
 
-def _todo_query() -> Select[Any]:
-    return select(
-        Task.id, Task.title, Task.due_at, Task.customer_id, Customer.name.label("customer_name")
-    ).outerjoin(Customer, Customer.id == Task.customer_id)
+_TODO_COLUMNS = (
+    Task.id,
+    Task.title,
+    Task.due_at,
+    Task.customer_id,
+    Customer.name.label("customer_name"),
+)
 
 
-def _todo(row: Row[Any], now: datetime) -> TodoItem:
+def _todo(row: RowMapping, now: datetime) -> TodoItem:
+    due_at: datetime | None = row["due_at"]
     return TodoItem(
-        task_id=row.id,
-        title=row.title,
-        due_at=row.due_at,
-        customer_id=row.customer_id,
-        customer_name=row.customer_name,
-        overdue=row.due_at is not None and row.due_at < now,
+        task_id=row["id"],
+        title=row["title"],
+        due_at=due_at,
+        customer_id=row["customer_id"],
+        customer_name=row["customer_name"],
+        overdue=due_at is not None and due_at < now,
     )
 
 
@@ -154,7 +157,8 @@ async def todos(
 ) -> list[TodoItem]:
     """Overdue first, then the rest of today (company day), then undated: the 待办 list order."""
     query = (
-        _todo_query()
+        select(*_TODO_COLUMNS)
+        .outerjoin(Customer, Customer.id == Task.customer_id)
         .where(
             Task.owner_id == owner_id,
             Task.done_at.is_(None),
@@ -163,11 +167,16 @@ async def todos(
         .order_by(Task.due_at.is_(None), Task.due_at, Task.created_at, Task.id)
         .limit(limit)
     )
-    return [_todo(row, now) for row in await session.execute(query)]
+    return [_todo(row, now) for row in (await session.execute(query)).mappings()]
 
 
 async def _todo_item(session: AsyncSession, task_id: int, now: datetime) -> TodoItem | None:
-    row = (await session.execute(_todo_query().where(Task.id == task_id))).first()
+    query = (
+        select(*_TODO_COLUMNS)
+        .outerjoin(Customer, Customer.id == Task.customer_id)
+        .where(Task.id == task_id)
+    )
+    row = (await session.execute(query)).mappings().first()
     return None if row is None else _todo(row, now)
 
 
