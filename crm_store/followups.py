@@ -232,12 +232,13 @@ async def undo_followup(
         return UndoResult.TOO_LATE
 
     customer_id = followup.customer_id
-    await lock_customer(session, customer_id)
     task: Task | None = None
     if followup.source_key is not None:
+        # Task before customer, the order complete_task and postpone_task lock them in.
         task = await session.scalar(
-            select(Task).where(Task.source_key == task_key(followup.source_key))
+            select(Task).where(Task.source_key == task_key(followup.source_key)).with_for_update()
         )
+    await lock_customer(session, customer_id)
     before: dict[str, Any] = {
         "id": followup.id,
         **audit.snapshot(followup, _FOLLOWUP_FIELDS),
