@@ -131,6 +131,7 @@ _LABELS = {
     "company": "公司",
 }
 _ENTITIES = {"customers": "customer", "leads": "lead", "followups": "followup"}
+_NUMERALS = re.compile(r"[0-9零〇一二三四五六七八九十百千万两壹贰叁肆伍陆柒捌玖拾佰仟]+")
 _MOBILE = re.compile(r"1[3-9]\d{9}")
 _LIST_SEPARATORS = re.compile(r"[,，、;；|｜\n]+")
 
@@ -689,9 +690,14 @@ class _NameIndex:
             if not choices:
                 continue
             cutoff = FUZZY_CUTOFF if best is None else best[1]
-            hit = process.extractOne(core, choices, scorer=fuzz.ratio, score_cutoff=cutoff)
-            if hit is not None and (best is None or hit[1] > best[1]):
-                best = (hit[0], hit[1])
+            numbers = _NUMERALS.findall(core)
+            for choice, score, _ in process.extract(
+                core, choices, scorer=fuzz.ratio, score_cutoff=cutoff, limit=5
+            ):
+                # 第一分店 and 第二分店, or 3号厂 and 4号厂, are different places.
+                if _NUMERALS.findall(choice) == numbers and (best is None or score > best[1]):
+                    best = (choice, score)
+                    break
         return None if best is None else (self.by_core[best[0]], best[1])
 
     def match(self, core: str, phone: str | None) -> _Rejected | None:
