@@ -336,7 +336,7 @@ def staff_list() -> None:
     """Everyone in the directory with role, departments and whether they are active."""
     url = _database()
 
-    async def work(session: AsyncSession) -> list[tuple[Staff, str]]:
+    async def work(session: AsyncSession) -> list[tuple[str, ...]]:
         names: dict[int, str] = {
             i: n for i, n in await session.execute(select(Department.id, Department.name))
         }
@@ -348,17 +348,27 @@ def staff_list() -> None:
         ):
             label = names.get(department_id, str(department_id)) + ("★" if is_leader else "")
             memberships.setdefault(userid, []).append(label)
-        people = await session.scalars(select(Staff).order_by(Staff.userid))
-        return [(p, "、".join(memberships.get(p.userid, []))) for p in people]
+        people = await session.execute(
+            select(Staff.userid, Staff.name, Staff.role, Staff.active).order_by(Staff.userid)
+        )
+        return [
+            (
+                userid,
+                name,
+                role,
+                "在职 active" if active else "停用 inactive",
+                "、".join(memberships.get(userid, [])),
+            )
+            for userid, name, role, active in people
+        ]
 
     rows = _run(url, work, commit=False)
     if not rows:
         typer.echo("还没有员工，请先运行 wecrm sync-directory (no staff yet)")
         return
     typer.echo("userid\t姓名 name\t角色 role\t状态 status\t部门 departments (★ = 负责人 leader)")
-    for person, departments in rows:
-        status = "在职 active" if person.active else "停用 inactive"
-        typer.echo(f"{person.userid}\t{person.name}\t{person.role}\t{status}\t{departments}")
+    for row in rows:
+        typer.echo("\t".join(row))
 
 
 # roles --------------------------------------------------------------------------------------
