@@ -22,10 +22,12 @@ from bot.cache import Cache, Notifier, RedisCache, make_cache
 from bot.callback import CallbackState, add_routes, callback_state_key
 from bot.crypto import WeComCrypto
 from bot.relay import OutboxRelay
+from bot.scheduler import Scheduler
 from bot.settings import Settings
 from bot.wecom_client import WeComClient
 from bot.worker import ActorLoader, InboxWorker
 from crm_store.clock import Clock, SystemClock
+from crm_store.search import CustomerSearch
 from crm_store.session import create_engine, session_factory
 from handlers.dispatch import dispatch
 
@@ -46,6 +48,8 @@ class Runtime:
     client: WeComClient
     worker: InboxWorker
     relay: OutboxRelay
+    scheduler: Scheduler
+    search: CustomerSearch
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     async def close(self) -> None:
@@ -92,6 +96,7 @@ async def build_runtime(
         token_cache=cache,
         clock=clock,
     )
+    search = CustomerSearch()
     worker = InboxWorker(
         sessions=sessions,
         clock=clock,
@@ -99,10 +104,25 @@ async def build_runtime(
         notifier=notifier,
         dispatch=dispatch,
         actor_loader=actor_loader_factory(client) if actor_loader_factory else None,
+        search=search,
         concurrency=1 if engine.dialect.name == "sqlite" else 4,
     )
     relay = OutboxRelay(sessions=sessions, client=client, clock=clock, notifier=notifier)
-    return Runtime(settings, clock, engine, sessions, cache, notifier, http, client, worker, relay)
+    scheduler = Scheduler(sessions=sessions, clock=clock, tz=settings.tz, notifier=notifier)
+    return Runtime(
+        settings,
+        clock,
+        engine,
+        sessions,
+        cache,
+        notifier,
+        http,
+        client,
+        worker,
+        relay,
+        scheduler,
+        search,
+    )
 
 
 async def healthz(_request: web.Request) -> web.Response:
@@ -129,6 +149,12 @@ async def readyz(request: web.Request) -> web.Response:
     degraded = isinstance(runtime.cache, RedisCache) and not runtime.cache.healthy
     report["status"] = "degraded" if ok and degraded else ("ok" if ok else "unavailable")
     return web.json_response(report, status=200 if ok else 503)
+
+
+async def _load_index(runtime: Runtime) -> None:
+    """Build the lookup index off the ack path; searches before it is ready wait for it."""
+    async with runtime.sessions() as session:
+        await runtime.search.load(session)
 
 
 def create_app(
@@ -161,8 +187,10 @@ def create_app(
         )
         runtime.notifier.start()
         if background and role in ("all", "worker"):
+            runtime.tasks.append(asyncio.create_task(_load_index(runtime)))
             runtime.tasks.append(asyncio.create_task(runtime.worker.run_forever()))
             runtime.tasks.append(asyncio.create_task(runtime.relay.run_forever()))
+            runtime.tasks.append(asyncio.create_task(runtime.scheduler.run_forever()))
         yield
         await runtime.close()
 

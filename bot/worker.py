@@ -25,6 +25,7 @@ from bot.wire import WireError, to_inbound
 from crm_store import inbox, outbox
 from crm_store.clock import Clock
 from crm_store.inbox import ClaimedMessage, LeaseLost
+from crm_store.search import CustomerSearch
 from handlers.context import HandlerContext
 from handlers.inbound import Inbound
 from handlers.replies import Reply
@@ -69,6 +70,7 @@ class InboxWorker:
         notifier: Notifier,
         dispatch: Dispatch,
         actor_loader: ActorLoader | None = None,
+        search: CustomerSearch | None = None,
         worker_id: str | None = None,
         lease: timedelta = timedelta(seconds=60),
         max_attempts: int = 3,
@@ -81,6 +83,7 @@ class InboxWorker:
         self.notifier = notifier
         self.dispatch = dispatch
         self.actor_loader = actor_loader
+        self.search = search
         self.worker_id = worker_id or default_worker_id("worker")
         self.lease = lease
         self.max_attempts = max_attempts
@@ -123,7 +126,12 @@ class InboxWorker:
                     else None
                 )
                 ctx = HandlerContext(
-                    session=session, message=inbound, clock=self.clock, tz=self.tz, actor=actor
+                    session=session,
+                    message=inbound,
+                    clock=self.clock,
+                    tz=self.tz,
+                    actor=actor,
+                    search=self.search,
                 )
                 replies = await self.dispatch(inbound, ctx)
                 await enqueue_replies(

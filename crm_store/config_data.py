@@ -391,3 +391,35 @@ async def set_pool_rules(
         "reclaim_cooldown_days": rules.reclaim_cooldown_days,
     }
     await _put(session, KEY_POOL_RULES, value, by=by, now=now, source_key=source_key)
+
+
+# Collision (撞单) notices -------------------------------------------------------------------
+
+KEY_COLLISION_NOTICE = "collision_notice"
+
+
+@dataclass(frozen=True)
+class CollisionNotice:
+    """Who hears about it when a rep's new customer or follow-up touches another rep's customer."""
+
+    owner: bool = True
+    leader: bool = True
+
+
+async def get_collision_notice(session: AsyncSession) -> CollisionNotice:
+    stored = await _get(session, KEY_COLLISION_NOTICE)
+    if stored is None:
+        return CollisionNotice()
+    return CollisionNotice(owner=bool(stored["owner"]), leader=bool(stored["leader"]))
+
+
+async def set_collision_notice(
+    session: AsyncSession,
+    *,
+    notice: CollisionNotice,
+    by: str,
+    now: datetime,
+    source_key: str | None = None,
+) -> None:
+    value = {"owner": notice.owner, "leader": notice.leader}
+    await _put(session, KEY_COLLISION_NOTICE, value, by=by, now=now, source_key=source_key)

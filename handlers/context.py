@@ -11,6 +11,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 import templates
 from crm_store.clock import Clock
+from crm_store.scope import Actor, Scope
+from crm_store.search import CustomerSearch
 from handlers.inbound import Inbound
 from handlers.replies import Card, Reply
 
@@ -22,7 +24,8 @@ class HandlerContext:
     clock: Clock
     tz: ZoneInfo
     # Filled by the worker from the staff directory; None only when the person is unknown.
-    actor: Any = None
+    actor: Actor | None = None
+    search: CustomerSearch | None = None
     extras: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -34,6 +37,12 @@ class HandlerContext:
 
     def local_now(self) -> datetime:
         return self.clock.now().astimezone(self.tz)
+
+    def scope(self) -> Scope:
+        """The actor's scope now; handlers check `actor` before asking for it."""
+        if self.actor is None:
+            raise LookupError("no actor for this message")
+        return Scope(self.actor, now=self.clock.now())
 
     def reply(self, template: str, /, **variables: Any) -> Reply:
         """A reply to the sender, rendered from templates/<template>."""

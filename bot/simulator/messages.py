@@ -73,6 +73,25 @@ class SentMessage:
         value = self.payload.get("content")
         return value if isinstance(value, str) else None
 
+    def as_text(self) -> str:
+        """Roughly what a person reads on screen, for the demo and tests (cards flattened)."""
+        if self.content is not None:
+            return self.content
+        if self.msgtype != "template_card":
+            return f"[{self.msgtype}]"
+        card = self.payload
+        rows = [str((card.get("main_title") or {}).get("title", ""))]
+        if card.get("sub_title_text"):
+            rows.append(str(card["sub_title_text"]))
+        rows += [
+            f"{r.get('keyname', '')}：{r.get('value', '')}"
+            for r in card.get("horizontal_content_list") or []
+        ]
+        buttons = [f"[{b.get('text', '')}]" for b in card.get("button_list") or []]
+        if buttons:
+            rows.append(" ".join(buttons))
+        return "\n".join(rows)
+
     def as_json(self) -> dict[str, Any]:
         """The shape the demo's /sim/messages returns."""
         return {
@@ -80,6 +99,7 @@ class SentMessage:
             "msgid": self.msgid,
             "msgtype": self.msgtype,
             "content": self.content,
+            "text": self.as_text(),
             "payload": self.payload,
             "at": self.at.isoformat(),
             "truncated": self.truncated,

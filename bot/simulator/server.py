@@ -193,6 +193,10 @@ class WeComSimulator:
         """The visible text of each text/markdown message the member received."""
         return [m.content for m in self.messages_to(userid) if m.content is not None]
 
+    def screen(self, userid: str) -> list[str]:
+        """Everything the member received, as they would read it (cards flattened to text)."""
+        return [m.as_text() for m in self.messages_to(userid)]
+
     # --- the callback side ------------------------------------------------------------------
 
     @property

@@ -60,7 +60,7 @@ class Customer(Base):
     next_followup_at: Mapped[datetime | None] = mapped_column(index=True)
     source_key: Mapped[str | None] = mapped_column(String(128), unique=True)
     created_at: Mapped[UtcDatetime]
-    updated_at: Mapped[UtcDatetime]
+    updated_at: Mapped[UtcDatetime] = mapped_column(index=True)
 
     owner: Mapped[Staff | None] = relationship(foreign_keys=[owner_id], lazy="raise")
     contacts: Mapped[list[Contact]] = relationship(back_populates="customer", lazy="raise")

@@ -14,6 +14,7 @@ from bot.app import Runtime, create_app, runtime_key
 from bot.settings import Settings, load_settings
 from bot.simulator import WeComSimulator
 from crm_store.clock import FakeClock
+from crm_store.scope import load_actor
 
 CORP_ID = "wwe2ecorp000000001"
 SECRET = "e2e-secret-7Hq2Lm9Xv4Bn8Cz1Dw6Fy3Gt5Jk0Pa"
@@ -49,11 +50,25 @@ class BotHarness:
 
     async def say(self, user: str, text: str, msg_id: int | None = None) -> list[str]:
         """Send a text as `user` and return the texts that user newly sees."""
-        before = len(self.sim.texts_to(user))
+        before = len(self.sim.screen(user))
         status, body = await self.sim.send_text(user, text, msg_id=msg_id)
         assert (status, body) == (200, "")
         await self.drain()
-        return self.sim.texts_to(user)[before:]
+        return self.sim.screen(user)[before:]
+
+    async def tap(self, user: str, key_prefix: str) -> list[str]:
+        """Press the newest button of `user` whose key starts with `key_prefix`."""
+        for message in reversed(self.sim.messages_to(user)):
+            for button in message.payload.get("button_list") or []:
+                if str(button.get("key", "")).startswith(key_prefix):
+                    before = len(self.sim.screen(user))
+                    status, _ = await self.sim.click_card(
+                        user, message.payload["task_id"], button["key"]
+                    )
+                    assert status == 200
+                    await self.drain()
+                    return self.sim.screen(user)[before:]
+        raise AssertionError(f"{user} has no button {key_prefix!r}")
 
 
 def make_settings(
@@ -102,7 +117,13 @@ def make_bot(
 
     async def make(redis_url: str | None = None, **extra: Any) -> BotHarness:
         settings = make_settings(sim_base, db_url, redis_url, **extra)
-        app = create_app(settings, role="web", clock=clock, background=False)
+        app = create_app(
+            settings,
+            role="web",
+            clock=clock,
+            background=False,
+            actor_loader_factory=lambda _client: load_actor,
+        )
         client = await aiohttp_client(app)
         sim.callback_url = str(client.make_url("/wecom/callback"))
         return BotHarness(sim=sim, client=client, app=app, clock=clock)

@@ -1,0 +1,203 @@
+"""Customer lookup for chat: the in-memory index, kept fresh from the database, under scope.
+
+One index per process. It is built at start (off the event loop) and then follows the
+`customers.updated_at` watermark, so a customer created by another worker is findable within
+a refresh interval. Every result is re-read through the actor's scope before anyone sees it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from crm_store import conversation
+from crm_store.customers import visible_ids
+from crm_store.models import Customer
+from crm_store.names import normalize_company_name
+from crm_store.scope import Scope
+from crm_store.search_index import CustomerIndex, Hit, IndexedCustomer
+
+log = logging.getLogger(__name__)
+
+THREAD_THRESHOLD = 20_000  # above this many customers a search runs in a worker thread
+_LOAD_CHUNK = 20_000
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class Found:
+    customer: Customer
+    hit: Hit
+
+
+def _indexed(row: tuple[Any, ...]) -> IndexedCustomer:
+    cid, name, aliases, owner_id, in_pool, updated_at, last_followup_at = row
+    activity = max(t for t in (updated_at, last_followup_at, _EPOCH) if t is not None)
+    return IndexedCustomer(
+        id=cid,
+        name=name,
+        aliases=tuple(aliases or ()),
+        owner_id=None if in_pool else owner_id,
+        last_activity=activity.timestamp(),
+    )
+
+
+_COLUMNS = (
+    Customer.id,
+    Customer.name,
+    Customer.aliases,
+    Customer.owner_id,
+    Customer.in_pool,
+    Customer.updated_at,
+    Customer.last_followup_at,
+)
+
+
+class CustomerSearch:
+    def __init__(self, *, refresh_seconds: float = 1.0) -> None:
+        self.index = CustomerIndex()
+        self.refresh_seconds = refresh_seconds
+        self._watermark: datetime | None = None
+        self._seen_at_watermark: set[int] = set()
+        self._loaded = asyncio.Event()
+        self._load_lock = asyncio.Lock()
+        self._refresh_lock = asyncio.Lock()
+        self._last_refresh = 0.0
+
+    @property
+    def loaded(self) -> bool:
+        return self._loaded.is_set()
+
+    async def load(self, session: AsyncSession) -> int:
+        """Build the index from every customer (chunked reads, build in a thread)."""
+        async with self._load_lock:
+            if self._loaded.is_set():
+                return len(self.index)
+            started = time.perf_counter()
+            rows: list[IndexedCustomer] = []
+            watermark: datetime | None = None
+            last_id = 0
+            while True:
+                chunk = (
+                    await session.execute(
+                        select(*_COLUMNS)
+                        .where(Customer.id > last_id)
+                        .order_by(Customer.id)
+                        .limit(_LOAD_CHUNK)
+                    )
+                ).all()
+                if not chunk:
+                    break
+                for row in chunk:
+                    rows.append(_indexed(tuple(row)))
+                    watermark = (
+                        row.updated_at if watermark is None else max(watermark, row.updated_at)
+                    )
+                last_id = chunk[-1].id
+            self.index = await asyncio.to_thread(CustomerIndex.build, rows)
+            self._watermark = watermark
+            self._last_refresh = time.monotonic()
+            self._loaded.set()
+            log.info(
+                "customer index: %d customers in %.1fs", len(rows), time.perf_counter() - started
+            )
+            return len(rows)
+
+    async def refresh(self, session: AsyncSession, *, force: bool = False) -> int:
+        """Apply customers changed since the watermark; cheap when nothing changed."""
+        if not self._loaded.is_set():
+            return await self.load(session)
+        if not force and time.monotonic() - self._last_refresh < self.refresh_seconds:
+            return 0
+        async with self._refresh_lock:
+            query = select(*_COLUMNS).order_by(Customer.updated_at, Customer.id)
+            if self._watermark is not None:
+                # >= and a seen-set: rows committed later with the same timestamp still count.
+                query = query.where(Customer.updated_at >= self._watermark)
+            rows = (await session.execute(query.limit(10_000))).all()
+            changed = 0
+            for row in rows:
+                if row.updated_at == self._watermark and row.id in self._seen_at_watermark:
+                    continue
+                self.index.upsert(_indexed(tuple(row)))
+                changed += 1
+                if row.updated_at != self._watermark:
+                    self._watermark = row.updated_at
+                    self._seen_at_watermark = set()
+                self._seen_at_watermark.add(row.id)
+            self._last_refresh = time.monotonic()
+            return changed
+
+    def note(self, customer: Customer) -> None:
+        """Index a customer this process just wrote, without waiting for the next refresh."""
+        self.index.upsert(
+            _indexed(
+                (
+                    customer.id,
+                    customer.name,
+                    customer.aliases,
+                    customer.owner_id,
+                    customer.in_pool,
+                    customer.updated_at,
+                    customer.last_followup_at,
+                )
+            )
+        )
+
+    async def _allowed(self, session: AsyncSession, scope: Scope) -> frozenset[int] | None:
+        actor = scope.actor
+        if actor.sees_all or actor.is_service:
+            return None
+        return frozenset(await visible_ids(session, scope))
+
+    async def search(
+        self,
+        session: AsyncSession,
+        *,
+        scope: Scope,
+        query: str,
+        limit: int = 5,
+        suggest: bool = False,
+    ) -> list[Found]:
+        """Matches the actor may see, best first, re-read from the database under scope."""
+        await self.refresh(session)
+        allowed = await self._allowed(session, scope)
+        learned = await conversation.learned_for(
+            session, user_id=scope.actor.userid, query=learned_key(query)
+        )
+        owner = scope.actor.userid
+
+        def run() -> list[Hit]:
+            if suggest:
+                return self.index.suggest(query, allowed=allowed, owner_id=owner, limit=limit)
+            return self.index.search(
+                query, allowed=allowed, owner_id=owner, learned=learned, limit=limit
+            )
+
+        hits = await asyncio.to_thread(run) if len(self.index) > THREAD_THRESHOLD else run()
+        return await self._load_visible(session, scope, hits)
+
+    async def _load_visible(
+        self, session: AsyncSession, scope: Scope, hits: Sequence[Hit]
+    ) -> list[Found]:
+        if not hits:
+            return []
+        ids = [h.id for h in hits]
+        rows = (
+            await session.scalars(select(Customer).where(Customer.id.in_(ids), scope.customers()))
+        ).all()
+        by_id = {c.id: c for c in rows}
+        return [Found(by_id[h.id], h) for h in hits if h.id in by_id]
+
+
+def learned_key(query: str) -> str:
+    """How a query is remembered: its normalized core, so "阿里 " and "阿里" are one."""
+    return (normalize_company_name(query) or query.strip().lower())[:100]

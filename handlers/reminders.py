@@ -1,0 +1,51 @@
+"""Scheduled messages: a reminder when a next step falls due, pushed once per due time."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from crm_store import tasks
+from handlers.replies import Card, CardButton, Reply
+
+CATCH_UP = timedelta(hours=24)  # a worker that was down still sends what fell due meanwhile
+_WEEKDAYS = "一二三四五六日"
+
+
+@dataclass(frozen=True)
+class Scheduled:
+    """A reply and the key that makes it once-only across workers and re-runs."""
+
+    key: str
+    reply: Reply
+
+
+def _when(moment: datetime, tz: ZoneInfo) -> str:
+    local = moment.astimezone(tz)
+    return f"{local.month}月{local.day}日(周{_WEEKDAYS[local.weekday()]}) {local:%H:%M}"
+
+
+async def due_reminders(session: AsyncSession, *, now: datetime, tz: ZoneInfo) -> list[Scheduled]:
+    """Reminders for tasks that fell due in the catch-up window and are still open."""
+    due = await tasks.due_reminders(session, now=now, since=now - CATCH_UP)
+    scheduled: list[Scheduled] = []
+    for item in due:
+        lines = [("事项", item.title)]
+        if item.customer_name:
+            lines.append(("客户", item.customer_name))
+        lines.append(("时间", _when(item.due_at, tz)))
+        card = Card(
+            title="跟进提醒",
+            description="做完了点“完成”；要改时间请回复：待办，再按序号推迟",
+            task_id=f"remind-{item.task_id}-{int(item.due_at.timestamp())}",
+            buttons=(CardButton(text="完成", key=f"done:{item.task_id}", style=4),),
+            lines=tuple(lines),
+        )
+        key = f"reminder:{item.task_id}:{int(item.due_at.timestamp())}"
+        scheduled.append(
+            Scheduled(key=key, reply=Reply(to_user=item.owner_id, kind="card", card=card))
+        )
+    return scheduled

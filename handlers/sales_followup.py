@@ -1,0 +1,190 @@
+"""跟进 / log: a follow-up in plain Chinese becomes a record and a reminder; 撤销 / undo."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC
+from typing import Any
+
+from crm_store import followups
+from crm_store.customers import NotAllowed, get_visible
+from crm_store.followups import UndoResult
+from crm_store.models import Customer
+from handlers import customer_resolution as resolution
+from handlers import state
+from handlers.collisions import notify_owner
+from handlers.context import HandlerContext
+from handlers.inbound import CardAction
+from handlers.parsing import When, WhenError, WhenProblem, find_followup_kind, split_next_step
+from handlers.replies import Card, CardButton, Reply
+from handlers.routing import Router
+from handlers.sales_common import needs_actor, when_text
+
+router = Router(name=__name__)
+_HEAD = re.compile(r"\s*([^\s,，;；:：]+)[\s,，;；:：]*(.*)", re.S)
+KIND_TEXT = {"call": "电话", "visit": "拜访", "wechat": "微信", "meeting": "会议", "other": "其他"}
+USAGE = "跟进 <客户> <发生了什么，下一步和时间>"
+EXAMPLE = "跟进 阿里 今天拜访了王总，对报价有兴趣，下周三下午再联系"
+
+
+def split_head(argument: str) -> tuple[str, str]:
+    """The first word (a customer) and the rest; commas and colons count as spaces."""
+    match = _HEAD.match(argument)
+    if match is None:
+        return "", ""
+    return match.group(1), match.group(2).strip()
+
+
+@router.command(
+    "跟进",
+    "记跟进",
+    "记录",
+    "log",
+    "followup",
+    summary="记跟进：自动识别方式、下一步和时间，并设好提醒",
+    usage=USAGE,
+    example=EXAMPLE,
+    audience="sales",
+)
+@needs_actor
+async def log_followup(ctx: HandlerContext, argument: str) -> list[Reply]:
+    head, rest = split_head(argument)
+    if not head:
+        return [ctx.reply("help/usage", usage=USAGE, example=EXAMPLE)]
+    last = await state.recall(ctx, state.LAST_CUSTOMER)
+    if last is not None and not await _is_customer_name(ctx, head):
+        customer = await get_visible(ctx.session, ctx.scope(), int(last["id"]))
+        if customer is not None:
+            return await record_followup(ctx, customer, {"text": argument})
+    if not rest:
+        return [ctx.reply("sales/followup_needs_content", customer=head, example=EXAMPLE)]
+    problem = _time_problem(ctx, rest)
+    if problem is not None:
+        return [problem]
+    return await resolution.resolve(ctx, head, purpose="log", payload={"text": rest})
+
+
+async def _is_customer_name(ctx: HandlerContext, word: str) -> bool:
+    """Does the first word name a customer well (not just a fuzzy echo of a sentence)?"""
+    assert ctx.search is not None
+    found = await ctx.search.search(ctx.session, scope=ctx.scope(), query=word, limit=1)
+    return bool(found) and found[0].hit.kind in {
+        "exact",
+        "alias",
+        "learned",
+        "prefix",
+        "substring",
+        "pinyin",
+        "initials",
+    }
+
+
+def _time_problem(ctx: HandlerContext, text: str) -> Reply | None:
+    step = split_next_step(text, now=ctx.now(), tz=ctx.tz)
+    if isinstance(step.when, WhenProblem):
+        template = (
+            "sales/time_in_past" if step.when.kind is WhenError.PAST else "sales/time_impossible"
+        )
+        return ctx.reply(template, text=step.when.text)
+    return None
+
+
+@resolution.continues("log")
+async def record_followup(
+    ctx: HandlerContext, customer: Customer, payload: dict[str, Any]
+) -> list[Reply]:
+    text = str(payload["text"])
+    problem = _time_problem(ctx, text)
+    if problem is not None:
+        return [problem]
+    step = split_next_step(text, now=ctx.now(), tz=ctx.tz)
+    when = step.when if isinstance(step.when, When) else None
+    kind = find_followup_kind(text) or "other"
+    next_step = _without_time(step.next_step, when)
+    try:
+        logged = await followups.log_followup(
+            ctx.session,
+            scope=ctx.scope(),
+            customer_id=customer.id,
+            kind=kind,
+            content=step.content or text,
+            next_step=next_step,
+            next_step_at=when.at.astimezone(UTC) if when else None,
+            source_key=ctx.message.key,
+            now=ctx.now(),
+        )
+    except NotAllowed:
+        return [ctx.reply("sales/not_your_customer", name=customer.name)]
+    await state.remember(ctx, state.UNDO, {"followup_id": logged.followup_id})
+    await state.remember(ctx, state.LAST_CUSTOMER, {"id": customer.id})
+    lines = [
+        ("客户", customer.name),
+        ("方式", KIND_TEXT.get(kind, kind)),
+        ("内容", step.content or text),
+    ]
+    if next_step:
+        lines.append(("下一步", next_step))
+    if when is not None:
+        lines.append(
+            (
+                "提醒",
+                when_text(ctx, when.at)
+                if when.has_time
+                else when_text(ctx, when.at, with_time=False),
+            )
+        )
+    card = Card(
+        title="已记录跟进" if when is None else "已记录跟进并设好提醒",
+        description="记错了？10 分钟内可撤销",
+        task_id=resolution.task_id(ctx, "log"),
+        buttons=(CardButton(text="撤销", key=f"undo:{logged.followup_id}", style=2),),
+        lines=tuple(lines),
+    )
+    replies = [ctx.card(card)]
+    replies += await notify_owner(ctx, customer, action="followup", detail=step.content or text)
+    return replies
+
+
+def _without_time(next_step: str | None, when: When | None) -> str | None:
+    """ "下周三下午再联系" is stored as "再联系" due next Wednesday 14:00: the time lives apart."""
+    if not next_step or when is None or when.text not in next_step:
+        return next_step
+    rest = next_step.replace(when.text, "", 1).strip(" ，,。.;；:：")
+    return rest or "再次跟进"
+
+
+@router.command(
+    "撤销",
+    "撤回",
+    "undo",
+    summary="撤销刚记的跟进（10 分钟内）",
+    usage="撤销",
+    example="撤销",
+    audience="sales",
+)
+@needs_actor
+async def undo_last(ctx: HandlerContext, _argument: str) -> list[Reply]:
+    pending = await state.recall(ctx, state.UNDO)
+    if pending is None:
+        return [ctx.reply("sales/nothing_to_undo")]
+    return await _undo(ctx, int(pending["followup_id"]))
+
+
+@router.card_action("undo:")
+async def tap_undo(ctx: HandlerContext, _action: CardAction, rest: str) -> list[Reply]:
+    if ctx.actor is None or not rest.isdigit():
+        return []
+    return await _undo(ctx, int(rest))
+
+
+async def _undo(ctx: HandlerContext, followup_id: int) -> list[Reply]:
+    result = await followups.undo_followup(
+        ctx.session,
+        actor_id=ctx.user_id,
+        followup_id=followup_id,
+        now=ctx.now(),
+        source_key=ctx.message.key,
+    )
+    if result in (UndoResult.UNDONE, UndoResult.ALREADY_UNDONE, UndoResult.NOT_FOUND):
+        await state.forget(ctx, state.UNDO)
+    return [ctx.reply("sales/undo_result", result=result.value)]

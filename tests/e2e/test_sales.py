@@ -1,0 +1,257 @@
+"""A rep's day in chat, end to end through encrypted callbacks and the simulator."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select
+
+from crm_store import customers, staff
+from crm_store.models import Customer, Followup, Opportunity, Task
+from crm_store.scope import load_actor
+from tests.e2e.conftest import BotHarness
+
+ORG = [
+    (1, "总部", None),
+    (2, "销售部", 1),
+    (3, "销售一组", 2),
+    (4, "销售二组", 2),
+    (5, "客服部", 1),
+]
+PEOPLE = [  # userid, name, departments, led departments, direct leaders
+    ("wangjl", "王经理", [2], [2], []),
+    ("zhangsan", "张三", [3], [], ["wangjl"]),
+    ("lisi", "李四", [3], [], ["wangjl"]),
+    ("qianqi", "钱七", [4], [], ["wangjl"]),
+    ("admin", "吴管理员", [1], [], []),
+]
+CUSTOMERS = [  # name, owner, aliases, city, industry
+    ("阿里巴巴网络技术有限公司", "zhangsan", ["阿里"], "杭州", "互联网"),
+    ("深圳市腾讯计算机系统有限公司", "zhangsan", ["鹅厂"], "深圳", "互联网"),
+    ("华为技术有限公司", "zhangsan", [], "深圳", "通信"),
+    ("华为终端有限公司", "zhangsan", [], "东莞", "电子"),
+    ("北京字节跳动科技有限公司", "qianqi", ["字节"], "北京", "互联网"),
+    ("杭州云栖科技有限公司", None, [], "杭州", "软件"),
+]
+
+
+@pytest.fixture
+async def crm(bot: BotHarness) -> BotHarness:
+    """The bot with a small sales org and customers in its database."""
+    now = bot.clock.now()
+    async with bot.runtime.sessions.begin() as session:
+        for dept_id, name, parent in ORG:
+            await staff.upsert_department(
+                session, department_id=dept_id, name=name, parent_id=parent, now=now
+            )
+        for userid, name, depts, led, leaders in PEOPLE:
+            await staff.upsert_staff(
+                session,
+                userid=userid,
+                name=name,
+                department_ids=depts,
+                main_department_id=depts[0],
+                leader_in=led,
+                direct_leaders=leaders,
+                now=now,
+            )
+        await staff.set_role(session, userid="admin", role="admin", by="test", now=now)
+        admin = await load_actor(session, "admin")
+        assert admin is not None
+        for name, owner, aliases, city, industry in CUSTOMERS:
+            await customers.create_customer(
+                session,
+                actor=admin,
+                name=name,
+                now=now,
+                owner_id=owner,
+                in_pool=owner is None,
+                aliases=aliases,
+                city=city,
+                industry=industry,
+            )
+    for userid, *_ in PEOPLE:
+        bot.sim.add_user(userid, userid, [1])
+    return bot
+
+
+async def count(bot: BotHarness, model: type, *where: Any) -> int:
+    async with bot.runtime.sessions() as session:
+        query = select(func.count()).select_from(model)
+        for clause in where:
+            query = query.where(clause)
+        return int(await session.scalar(query) or 0)
+
+
+@pytest.mark.parametrize("query", ["阿里巴巴", "albb", "alibaba", "阿里", "阿狸巴巴"])
+async def test_lookup_finds_by_fragment_pinyin_initials_alias_typo(
+    crm: BotHarness, query: str
+) -> None:
+    [card] = await crm.say("zhangsan", f"查 {query}")
+    assert "阿里巴巴网络技术有限公司" in card and "张三" in card
+
+
+async def test_lookup_with_a_chinese_typo(crm: BotHarness) -> None:
+    [card] = await crm.say("zhangsan", "查 腾迅")
+    assert "腾讯" in card
+
+
+async def test_lookup_never_reveals_other_reps_customers(crm: BotHarness) -> None:
+    [answer] = await crm.say("qianqi", "查 阿里巴巴")
+    assert "没有找到" in answer and "阿里巴巴网络" not in answer
+
+
+async def test_manager_sees_the_subtree(crm: BotHarness) -> None:
+    [card] = await crm.say("wangjl", "查 字节")
+    assert "北京字节跳动" in card and "钱七" in card
+
+
+async def test_choice_by_number_and_the_pick_is_remembered(crm: BotHarness) -> None:
+    [choices] = await crm.say("zhangsan", "查 华为")
+    assert "华为技术" in choices and "华为终端" in choices
+    lines = choices.splitlines()
+    second = next(line for line in lines if line.startswith("2："))
+    [card] = await crm.say("zhangsan", "2")
+    chosen = "华为终端有限公司" if "终端" in second else "华为技术有限公司"
+    assert chosen in card
+    [again] = await crm.say("zhangsan", "查 华为")
+    assert again.startswith(f"**{chosen}**")  # straight to the card this time
+
+
+async def test_follow_up_becomes_a_record_and_a_reminder(crm: BotHarness) -> None:
+    [confirmation] = await crm.say(
+        "zhangsan", "跟进 阿里 今天拜访了王总，对报价有兴趣，下周三下午再联系"
+    )
+    assert "已记录跟进" in confirmation and "拜访" in confirmation
+    assert "再联系" in confirmation and "11月25日" in confirmation
+    async with crm.runtime.sessions() as session:
+        followup = await session.scalar(select(Followup))
+        task = await session.scalar(select(Task))
+    assert followup is not None and followup.kind == "visit"
+    assert "对报价有兴趣" in followup.content and "下周三" not in followup.content
+    # 2026-11-20 is a Friday; next Wednesday afternoon is 2026-11-25 14:00 in Shanghai.
+    assert task is not None and task.due_at == datetime(2026, 11, 25, 6, 0, tzinfo=UTC)
+
+
+async def test_follow_up_right_after_a_lookup_uses_that_customer(crm: BotHarness) -> None:
+    await crm.say("zhangsan", "查 鹅厂")
+    [confirmation] = await crm.say("zhangsan", "跟进 电话沟通了续约，明天上午再确认")
+    assert "腾讯" in confirmation and "电话" in confirmation
+
+
+async def test_ambiguous_follow_up_asks_then_records_exactly_once(crm: BotHarness) -> None:
+    [choices] = await crm.say("zhangsan", "跟进 华为 电话聊了新项目")
+    assert "找到 2 个客户" in choices
+    assert await count(crm, Followup) == 0
+    await crm.say("zhangsan", "1", msg_id=991)
+    await crm.say("zhangsan", "1", msg_id=991)  # WeCom retries the answer
+    assert await count(crm, Followup) == 1
+
+
+async def test_a_retried_callback_logs_nothing_twice(crm: BotHarness) -> None:
+    for _ in range(3):
+        await crm.say("zhangsan", "跟进 阿里 微信发了资料，后天再电话", msg_id=4242)
+    assert await count(crm, Followup) == 1
+    assert await count(crm, Task) == 1
+
+
+async def test_past_or_impossible_times_are_questioned(crm: BotHarness) -> None:
+    [answer] = await crm.say("zhangsan", "跟进 阿里 聊了报价，今天上午9点再联系")
+    assert "已经过去" in answer
+    [answer] = await crm.say("zhangsan", "跟进 阿里 聊了报价，2月30日再联系")
+    assert "不是一个有效的日期" in answer
+    assert await count(crm, Followup) == 0
+
+
+async def test_undo_removes_the_follow_up_and_its_reminder(crm: BotHarness) -> None:
+    await crm.say("zhangsan", "跟进 阿里 拜访了，明天下午再联系")
+    [answer] = await crm.tap("zhangsan", "undo:")
+    assert "已撤销" in answer
+    assert await count(crm, Followup) == 0 and await count(crm, Task) == 0
+
+
+async def test_undo_is_refused_after_ten_minutes(crm: BotHarness) -> None:
+    await crm.say("zhangsan", "跟进 阿里 拜访了，明天下午再联系")
+    crm.clock.advance(minutes=11)
+    [answer] = await crm.tap("zhangsan", "undo:")
+    assert "超过 10 分钟" in answer
+    assert await count(crm, Followup) == 1
+
+
+async def test_duplicate_customer_warning_leaks_nothing(crm: BotHarness) -> None:
+    screen = await crm.say("lisi", "新客户 深圳腾讯计算机系统有限公司 互联网 0755-86013388")
+    warning = screen[0]
+    assert "已有相似客户" in warning and "张三" in warning
+    assert "深圳" not in warning.replace("深圳腾讯", "") and "鹅厂" not in warning
+    assert await count(crm, Customer) == len(CUSTOMERS)
+    notices = crm.sim.screen("zhangsan")
+    assert any("撞单" in n and "李四" in n for n in notices)
+    [created] = await crm.say("lisi", "确认")
+    assert "已新建客户" in created
+    assert await count(crm, Customer) == len(CUSTOMERS) + 1
+
+
+async def test_new_customer_and_claim_from_the_pool(crm: BotHarness) -> None:
+    [created] = await crm.say("lisi", "新客户 宁波海天塑机有限公司 机械 13800138000 张经理")
+    assert "已新建客户" in created and "张经理" in created
+    [pooled] = await crm.say("lisi", "新客户 杭州云栖科技")
+    assert "公海" in pooled
+    [claimed] = await crm.say("lisi", "领取 云栖科技")
+    assert "已领取" in claimed
+    [card] = await crm.say("lisi", "查 云栖")
+    assert "李四" in card
+
+
+async def test_deals_with_chinese_amounts_and_stages(crm: BotHarness) -> None:
+    [created] = await crm.say("zhangsan", "商机 阿里 云服务器采购 50万")
+    assert "已创建商机" in created and "50万" in created
+    [moved] = await crm.say("zhangsan", "阶段 阿里 方案报价")
+    assert "方案报价" in moved
+    [won] = await crm.say("zhangsan", "阶段 阿里 签了")
+    assert "赢单" in won
+    await crm.say("zhangsan", "商机 鹅厂 企业微信集成 三十万")
+    [question] = await crm.say("zhangsan", "阶段 鹅厂 丢了")
+    assert "输单原因" in question
+    [lost] = await crm.say("zhangsan", "价格太高，选了竞品")
+    assert "输单" in lost
+    async with crm.runtime.sessions() as session:
+        deals = {o.title: o for o in (await session.scalars(select(Opportunity))).all()}
+    assert deals["云服务器采购"].state == "won" and deals["云服务器采购"].amount == 500000
+    assert deals["企业微信集成"].state == "lost"
+    assert "价格太高" in (deals["企业微信集成"].lost_reason or "")
+
+
+async def test_todos_reminders_done_and_postpone(crm: BotHarness) -> None:
+    await crm.say("zhangsan", "跟进 阿里 电话沟通，明天上午10点再联系")
+    await crm.say("zhangsan", "跟进 鹅厂 拜访，明天下午3点发方案")
+    crm.clock.advance(hours=17)  # Saturday 11:00 in Shanghai: the first one is due
+    await crm.runtime.scheduler.run_due()
+    await crm.drain()
+    reminders = [s for s in crm.sim.screen("zhangsan") if s.startswith("跟进提醒")]
+    assert len(reminders) == 1 and "阿里" in reminders[0]
+    await crm.runtime.scheduler.run_due(force=True)  # another worker's tick: nothing new
+    await crm.drain()
+    assert len([s for s in crm.sim.screen("zhangsan") if s.startswith("跟进提醒")]) == 1
+    todo = await crm.say("zhangsan", "待办")
+    assert "1." in todo[0] and "阿里" in todo[0] and "腾讯" in todo[0]
+    [done] = await crm.say("zhangsan", "完成 1")
+    assert "已完成" in done
+    [moved] = await crm.say("zhangsan", "推迟 2 下周一上午")
+    assert "已推迟" in moved
+    assert await count(crm, Task, Task.done_at.is_not(None)) == 1
+
+
+async def test_unknown_person_is_answered_politely(crm: BotHarness) -> None:
+    crm.sim.add_user("stranger", "陌生人", [1])
+    [answer] = await crm.say("stranger", "查 阿里")
+    assert "通讯录" in answer
+
+
+async def test_help_lists_the_sales_commands(crm: BotHarness) -> None:
+    [overview] = await crm.say("zhangsan", "帮助")
+    for word in ("查", "跟进", "商机", "阶段", "新客户", "领取", "待办", "完成", "推迟"):
+        assert f"`{word}`" in overview
+    [detail] = await crm.say("zhangsan", "帮助 跟进")
+    assert "下周三下午再联系" in detail
