@@ -153,8 +153,7 @@ async def readyz(request: web.Request) -> web.Response:
 
 async def _load_index(runtime: Runtime) -> None:
     """Build the lookup index off the ack path; searches before it is ready wait for it."""
-    async with runtime.sessions() as session:
-        await runtime.search.load(session)
+    await runtime.search.load_from(runtime.sessions)
 
 
 def create_app(

@@ -10,9 +10,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select
@@ -29,6 +30,7 @@ log = logging.getLogger(__name__)
 
 THREAD_THRESHOLD = 20_000  # above this many customers a search runs in a worker thread
 _LOAD_CHUNK = 20_000
+LOOKBACK = timedelta(seconds=10)
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
@@ -66,7 +68,6 @@ class CustomerSearch:
         self.index = CustomerIndex()
         self.refresh_seconds = refresh_seconds
         self._watermark: datetime | None = None
-        self._seen_at_watermark: set[int] = set()
         self._loaded = asyncio.Event()
         self._load_lock = asyncio.Lock()
         self._refresh_lock = asyncio.Lock()
@@ -78,6 +79,18 @@ class CustomerSearch:
 
     async def load(self, session: AsyncSession) -> int:
         """Build the index from every customer (chunked reads, build in a thread)."""
+
+        @asynccontextmanager
+        async def same_session() -> AsyncIterator[AsyncSession]:
+            yield session
+
+        return await self.load_from(same_session)
+
+    async def load_from(
+        self, sessions: Callable[[], AbstractAsyncContextManager[AsyncSession]]
+    ) -> int:
+        """Like load, with a fresh session per chunk: on SQLite's single connection the ack
+        path gets its turn between chunks instead of waiting for the whole scan."""
         async with self._load_lock:
             if self._loaded.is_set():
                 return len(self.index)
@@ -86,21 +99,21 @@ class CustomerSearch:
             watermark: datetime | None = None
             last_id = 0
             while True:
-                chunk = (
-                    await session.execute(
-                        select(*_COLUMNS)
-                        .where(Customer.id > last_id)
-                        .order_by(Customer.id)
-                        .limit(_LOAD_CHUNK)
-                    )
-                ).all()
+                async with sessions() as session:
+                    chunk = (
+                        await session.execute(
+                            select(*_COLUMNS)
+                            .where(Customer.id > last_id)
+                            .order_by(Customer.id)
+                            .limit(_LOAD_CHUNK)
+                        )
+                    ).all()
                 if not chunk:
                     break
                 for row in chunk:
                     rows.append(_indexed(tuple(row)))
-                    watermark = (
-                        row.updated_at if watermark is None else max(watermark, row.updated_at)
-                    )
+                    if watermark is None or row.updated_at > watermark:
+                        watermark = row.updated_at
                 last_id = chunk[-1].id
             self.index = await asyncio.to_thread(CustomerIndex.build, rows)
             self._watermark = watermark
@@ -120,21 +133,16 @@ class CustomerSearch:
         async with self._refresh_lock:
             query = select(*_COLUMNS).order_by(Customer.updated_at, Customer.id)
             if self._watermark is not None:
-                # >= and a seen-set: rows committed later with the same timestamp still count.
-                query = query.where(Customer.updated_at >= self._watermark)
+                # Look back a little: a transaction that stamped updated_at before the
+                # watermark may commit after we read past it. Re-applying a row is harmless.
+                query = query.where(Customer.updated_at >= self._watermark - LOOKBACK)
             rows = (await session.execute(query.limit(10_000))).all()
-            changed = 0
             for row in rows:
-                if row.updated_at == self._watermark and row.id in self._seen_at_watermark:
-                    continue
                 self.index.upsert(_indexed(tuple(row)))
-                changed += 1
-                if row.updated_at != self._watermark:
+                if self._watermark is None or row.updated_at > self._watermark:
                     self._watermark = row.updated_at
-                    self._seen_at_watermark = set()
-                self._seen_at_watermark.add(row.id)
             self._last_refresh = time.monotonic()
-            return changed
+            return len(rows)
 
     def note(self, customer: Customer) -> None:
         """Index a customer this process just wrote, without waiting for the next refresh."""

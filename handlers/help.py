@@ -53,7 +53,9 @@ async def show_help(ctx: HandlerContext, argument: str) -> list[Reply]:
     for cmd in _commands():
         groups.setdefault(cmd.audience, []).append(cmd)
     sections = [(AUDIENCE_TITLES.get(a, a), cmds) for a, cmds in groups.items()]
-    return [ctx.reply("help/overview", sections=sections)]
+    names = [cmd.name for cmd in _commands()]
+    example = "跟进" if "跟进" in names else names[0]
+    return [ctx.reply("help/overview", sections=sections, example=example)]
 
 
 def _aliases(cmd: Command) -> list[str]:

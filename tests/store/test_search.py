@@ -1,0 +1,65 @@
+"""CustomerSearch against the database: scope before ranking, freshness across processes."""
+
+from __future__ import annotations
+
+from crm_store import customers
+from crm_store.scope import load_actor
+from crm_store.search import CustomerSearch
+from tests.store.conftest import CUSTOMERS, Org
+
+
+async def _names(search: CustomerSearch, org: Org, userid: str, query: str) -> list[str]:
+    async with org.sessions() as session:
+        scope = await org.scope(session, userid)
+        return [f.customer.name for f in await search.search(session, scope=scope, query=query)]
+
+
+async def test_a_rep_finds_only_what_they_may_see(org: Org) -> None:
+    search = CustomerSearch(refresh_seconds=0)
+    assert "上海张记贸易有限公司" in await _names(search, org, "zhangsan", "张记")
+    assert await _names(search, org, "qianqi", "张记") == []
+    assert "上海张记贸易有限公司" in await _names(search, org, "wangjl", "zhangji")
+    # The public pool is visible to every rep.
+    assert "公海无主有限公司" in await _names(search, org, "qianqi", "公海无主")
+
+
+async def test_service_staff_find_every_customer_card(org: Org) -> None:
+    search = CustomerSearch(refresh_seconds=0)
+    for _owner, name in CUSTOMERS.values():
+        assert name in await _names(search, org, "zhoujiu", name)
+
+
+async def test_suggestions_respect_scope_too(org: Org) -> None:
+    search = CustomerSearch(refresh_seconds=0)
+    async with org.sessions() as session:
+        scope = await org.scope(session, "qianqi")
+        near = await search.search(session, scope=scope, query="张记毛易", suggest=True)
+    assert all(f.customer.name != "上海张记贸易有限公司" for f in near)
+
+
+async def test_a_customer_created_elsewhere_is_found_after_a_refresh(org: Org) -> None:
+    """Two processes, two indexes: the second sees the first one's new customer."""
+    mine, theirs = CustomerSearch(refresh_seconds=0), CustomerSearch(refresh_seconds=0)
+    assert await _names(theirs, org, "wushi", "新来的") == []
+    async with org.sessions.begin() as session:
+        admin = await load_actor(session, "wushi")
+        assert admin is not None
+        created = await customers.create_customer(
+            session, actor=admin, name="新来的科技有限公司", now=org.clock.now(), owner_id="wushi"
+        )
+    mine.note(created)
+    assert "新来的科技有限公司" in await _names(theirs, org, "wushi", "新来的")
+
+
+async def test_an_owner_change_moves_the_customer_out_of_the_old_owners_results(
+    org: Org,
+) -> None:
+    search = CustomerSearch(refresh_seconds=0)
+    assert "上海张记贸易有限公司" in await _names(search, org, "zhangsan", "张记")
+    org.clock.advance(seconds=5)
+    async with org.sessions.begin() as session:
+        await customers.handover(
+            session, from_userid="zhangsan", to_userid="qianqi", by="wushi", now=org.clock.now()
+        )
+    assert await _names(search, org, "zhangsan", "张记") == []
+    assert "上海张记贸易有限公司" in await _names(search, org, "qianqi", "张记")
