@@ -103,14 +103,13 @@ def serve(
     if role not in ("all", "web", "worker"):
         raise fail("--role must be one of: all, web, worker")
     settings = settings_or_exit()
-    from bot.logs import configure_logging
-
-    configure_logging(settings.log_level, _secret_values(settings))
     ensure_migrated(settings.database_url)
     from bot.app import create_app
     from bot.directory import actor_loader_factory
+    from bot.logs import configure_logging
 
-    web_app = create_app(settings, role=role, actor_loader_factory=actor_loader_factory)  # type: ignore[arg-type]
+    configure_logging(settings.log_level, _secret_values(settings))
+    web_app = create_app(settings, role=role, actor_loader_factory=actor_loader_factory)
     typer.echo(f"wecrm {role} listening on http://{host}:{port} (callback: /wecom/callback)")
     web.run_app(web_app, host=host, port=port, print=None)
 
