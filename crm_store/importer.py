@@ -10,10 +10,15 @@ nothing at all).
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import hashlib
 import io
+import json
+import logging
+import os
 import re
+import sys
 import unicodedata
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Iterator, Sequence
@@ -41,7 +46,9 @@ __all__ = [
     "DuplicateRow",
     "ImportFileError",
     "ImportReport",
-    "customer_search_keys",
+    "core_name",
+    "count_rows",
+    "parse_local_datetime",
     "import_customers",
     "import_followups",
     "import_leads",
@@ -52,10 +59,13 @@ __all__ = [
     "write_report",
 ]
 
+logger = logging.getLogger(__name__)
+
 Progress = Callable[[int], None]
 COMPANY_TZ = ZoneInfo("Asia/Shanghai")
 FUZZY_CUTOFF = 92.0
 CHUNK = 5000
+PARALLEL_MIN_ROWS = 20_000  # below this, starting the pinyin helper costs more than it saves
 IMPORT_KEY_PREFIX = "import:"
 
 # Column synonyms per field, compared after _header_key(); the first one is what export writes.
@@ -412,16 +422,9 @@ def _too_long(values: dict[str, str | None]) -> str | None:
     return None
 
 
-def customer_search_keys(name: str) -> dict[str, str]:
-    """name_core, pinyin and initials for a customer, the way search expects to find them."""
-    core = normalize_company_name(name) or name.strip().casefold()
-    # The same keys as customers.create_customer, so imported and chat-added customers match.
-    spellings, initials = pinyin_keys(core or name)
-    return {
-        "name_core": core[:200],
-        "pinyin": _joined(spellings, 1000),
-        "initials": _joined(initials, 200),
-    }
+def core_name(name: str) -> str:
+    """The dedup key of a customer name (crm_store.names), never empty."""
+    return (normalize_company_name(name) or name.strip().casefold())[:200]
 
 
 def _joined(words: list[str], limit: int) -> str:
@@ -748,12 +751,21 @@ async def import_customers(
         def plan(row: _Row) -> dict[str, Any]:
             return _plan_customer(row, staff, index, now)
 
-        async def flush(rows: list[dict[str, Any]]) -> None:
+        async def insert(rows: list[dict[str, Any]]) -> None:
             await _insert_customers(session, rows, actor_id=actor_id, now=now)
 
-        await _run(
-            table, columns, report, plan=plan, flush=flush, name_field="name", progress=progress
-        )
+        parallel = (table.estimated_rows or 0) >= PARALLEL_MIN_ROWS and not dry_run
+        async with _PinyinPipeline(insert, parallel=parallel) as pipeline:
+            await _run(
+                table,
+                columns,
+                report,
+                plan=plan,
+                flush=pipeline.put,
+                name_field="name",
+                progress=progress,
+            )
+            await pipeline.drain()
     if not dry_run:
         await _audit_import(session, report, path=path, actor_id=actor_id, now=now)
     return report
@@ -779,16 +791,17 @@ def _plan_customer(
     for tag in tags:
         _check_lengths({"tag": tag})
 
-    keys = customer_search_keys(name)
-    duplicate = index.match(keys["name_core"], phone)
+    core = core_name(name)
+    duplicate = index.match(core, phone)
     if duplicate is not None:
         raise duplicate
     owner_id = owner.userid if owner else None
-    seen = _Known(None, name, owner_id, row.number)
-    index.add(keys["name_core"], seen, phone=phone)
+    index.add(core, _Known(None, name, owner_id, row.number), phone=phone)
     return {
         "name": name,
-        **keys,
+        "name_core": core,
+        "pinyin": "",  # filled in by _PinyinPipeline, off the main loop
+        "initials": "",
         "aliases": aliases,
         "owner_id": owner_id,
         "department_id": owner.main_department_id if owner else None,
@@ -806,6 +819,92 @@ def _plan_customer(
         "updated_at": now,
         "_contact": values["contact"],
     }
+
+
+_PACKAGE_ROOT = str(Path(__file__).resolve().parent.parent)
+# Runs in a helper process; imports only crm_store.names. ASCII JSON lines both ways, so the
+# child's locale does not matter.
+_PINYIN_WORKER = """
+import json, sys
+from crm_store.names import pinyin_keys
+for line in sys.stdin:
+    sys.stdout.write(json.dumps([pinyin_keys(core) for core in json.loads(line)]) + "\\n")
+    sys.stdout.flush()
+"""
+
+
+class _PinyinPipeline:
+    """Pinyin keys cost more than everything else an import does per row, so for a big file
+    a helper process computes them for one chunk while this one reads, checks and inserts
+    the next. A small import, one CPU, or a helper that fails computes them inline."""
+
+    def __init__(self, insert: Flush, *, parallel: bool) -> None:
+        self._insert = insert
+        self._parallel = parallel and (os.cpu_count() or 1) > 1
+        self._worker: asyncio.subprocess.Process | None = None
+        self._alive = True
+        self._pending: tuple[list[dict[str, Any]], list[str], bool] | None = None
+
+    async def __aenter__(self) -> _PinyinPipeline:
+        if self._parallel:
+            env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+                p for p in (_PACKAGE_ROOT, os.environ.get("PYTHONPATH", "")) if p
+            )}  # fmt: skip
+            try:
+                self._worker = await asyncio.create_subprocess_exec(
+                    sys.executable, "-c", _PINYIN_WORKER,
+                    stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+                    env=env, limit=1 << 26,
+                )  # fmt: skip
+            except OSError as exc:
+                logger.warning("no pinyin helper process (%s); computing inline", exc)
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        worker, self._worker = self._worker, None
+        if worker is None:
+            return
+        if worker.stdin is not None:
+            worker.stdin.close()
+        if exc_info[0] is not None and worker.returncode is None:
+            worker.kill()
+        await worker.wait()
+
+    async def put(self, rows: list[dict[str, Any]]) -> None:
+        """Hand this chunk's names to the helper, then insert the chunk before it."""
+        cores = [row["name_core"] for row in rows]
+        sent = False
+        if self._worker is not None and self._alive and self._worker.stdin is not None:
+            # No drain(): the transport buffers, so a busy helper never blocks our reading.
+            self._worker.stdin.write(json.dumps(cores).encode() + b"\n")
+            sent = True
+        await self.drain()
+        self._pending = (rows, cores, sent)
+
+    async def drain(self) -> None:
+        """Insert the chunk still waiting for its keys."""
+        if self._pending is None:
+            return
+        rows, cores, sent = self._pending
+        self._pending = None
+        keys = await self._from_worker() if sent else None
+        if keys is None or len(keys) != len(rows):
+            keys = [pinyin_keys(core) for core in cores]
+        for row, (spellings, initials) in zip(rows, keys, strict=True):
+            row["pinyin"] = _joined(spellings, 1000)
+            row["initials"] = _joined(initials, 200)
+        await self._insert(rows)
+
+    async def _from_worker(self) -> list[tuple[list[str], list[str]]] | None:
+        worker = self._worker
+        if worker is None or worker.stdout is None or not self._alive:
+            return None
+        line = await worker.stdout.readline()
+        if not line:
+            logger.warning("the pinyin helper process exited; computing inline")
+            self._alive = False
+            return None
+        return [(list(full), list(short)) for full, short in json.loads(line)]
 
 
 async def _insert_customers(

@@ -26,6 +26,7 @@ from crm_store.models import (
     Lead,
     Task,
 )
+from crm_store.names import pinyin_keys
 from crm_store.scope import load_actor
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -652,3 +653,32 @@ def test_time_cells() -> None:
     assert parse("2026-01-31", SHANGHAI) + timedelta(hours=-1) == datetime(
         2026, 1, 31, 0, 0, tzinfo=UTC
     )
+
+
+@pytest.mark.usefixtures("org")
+@pytest.mark.parametrize("helper", ["works", "dies"])
+async def test_pinyin_helper_process_gives_the_same_keys(
+    sessions: async_sessionmaker[AsyncSession],
+    clock: FakeClock,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    helper: str,
+) -> None:
+    """Big imports compute pinyin in a helper process; a helper that dies costs only speed."""
+    monkeypatch.setattr(importer, "PARALLEL_MIN_ROWS", 0)
+    monkeypatch.setattr(importer, "CHUNK", 7)  # several chunks in flight
+    if helper == "dies":
+        monkeypatch.setattr(importer, "_PINYIN_WORKER", "import sys; sys.exit(3)")
+    names = [f"重庆{word}长江实业有限公司" for word in "甲乙丙丁戊己庚辛壬癸子丑寅卯辰巳午未"]
+    path = write_csv(tmp_path / "many.csv", [["名称", "负责人"], *[[n, "张三"] for n in names]])
+    report = await run_import(sessions, clock, path)
+    assert report.inserted == len(names)
+    async with sessions() as session:
+        found = {c.name: (c.pinyin, c.initials) for c in await session.scalars(select(Customer))}
+    for name in names:
+        core = importer.core_name(name)
+        full, short = pinyin_keys(core)
+        assert found[name] == (" ".join(full), " ".join(short))
+    assert found[names[0]][0].startswith("jiachangjiangshiye")
+    assert ("helper process exited" in caplog.text) == (helper == "dies")
