@@ -147,8 +147,10 @@ def _secret_values(settings: Settings) -> list[str]:
 
 def _register_admin_commands() -> None:
     from bot.cli_admin import register
+    from bot.cli_config import config_app
 
     register(app)
+    app.add_typer(config_app, name="config")
 
 
 _register_admin_commands()

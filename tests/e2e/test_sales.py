@@ -188,6 +188,7 @@ async def test_duplicate_customer_warning_leaks_nothing(crm: BotHarness) -> None
     assert await count(crm, Customer) == len(CUSTOMERS)
     notices = crm.sim.screen("zhangsan")
     assert any("撞单" in n and "李四" in n for n in notices)
+    assert any("撞单" in n for n in crm.sim.screen("wangjl"))  # the owner's leader too
     [created] = await crm.say("lisi", "确认")
     assert "已新建客户" in created
     assert await count(crm, Customer) == len(CUSTOMERS) + 1
@@ -255,3 +256,35 @@ async def test_help_lists_the_sales_commands(crm: BotHarness) -> None:
         assert f"`{word}`" in overview
     [detail] = await crm.say("zhangsan", "帮助 跟进")
     assert "下周三下午再联系" in detail
+
+
+async def test_lookup_choose_then_follow_up_on_that_customer(crm: BotHarness) -> None:
+    """查 → pick "2" → 跟进 without a name: the record lands on the customer just chosen."""
+    await crm.say("zhangsan", "查 华为")
+    [card] = await crm.say("zhangsan", "2")
+    chosen = card.splitlines()[0].strip("*")
+    await crm.say("zhangsan", "跟进 电话确认了样机需求，周五下午3点再联系")
+    async with crm.runtime.sessions() as session:
+        followup = await session.scalar(select(Followup))
+        assert followup is not None
+        customer = await session.get(Customer, followup.customer_id)
+        task = await session.scalar(select(Task))
+    assert customer is not None and customer.name == chosen
+    assert task is not None and task.customer_id == customer.id
+    # 2026-11-20 18:00 in Shanghai is a Friday evening: "周五下午3点" is next Friday.
+    assert task.due_at == datetime(2026, 11, 27, 7, 0, tzinfo=UTC)
+
+
+async def test_collision_notice_can_skip_the_leader(crm: BotHarness) -> None:
+    from crm_store import config_data
+
+    async with crm.runtime.sessions.begin() as session:
+        await config_data.set_collision_notice(
+            session,
+            notice=config_data.CollisionNotice(owner=True, leader=False),
+            by="admin",
+            now=crm.clock.now(),
+        )
+    await crm.say("lisi", "新客户 阿里巴巴网络技术有限公司")
+    assert any("撞单" in s for s in crm.sim.screen("zhangsan"))
+    assert not any("撞单" in s for s in crm.sim.screen("wangjl"))

@@ -101,3 +101,20 @@ def test_db_upgrade_then_current(env: pytest.MonkeyPatch, tmp_path: Path) -> Non
 def test_serve_rejects_an_unknown_role(env: pytest.MonkeyPatch) -> None:
     result = CliRunner().invoke(app, ["serve", "--role", "everything"])
     assert result.exit_code == 2 and "--role" in result.output
+
+
+def test_config_pool_and_collision_rules(env: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    env.setenv("WECRM_DATABASE_URL", f"sqlite:///{tmp_path / 'cfg.db'}")
+    runner = CliRunner()
+    assert runner.invoke(app, ["db", "upgrade"]).exit_code == 0
+    assert (
+        runner.invoke(
+            app, ["config", "pool", "--daily-limit", "3", "--cooldown-days", "7"]
+        ).exit_code
+        == 0
+    )
+    assert runner.invoke(app, ["config", "collision", "--no-leader"]).exit_code == 0
+    shown = runner.invoke(app, ["config", "show"]).output
+    assert "每日领取上限 3" in shown and "7 天" in shown and "其上级 否" in shown
+    bad = runner.invoke(app, ["config", "pool", "--daily-limit", "-1", "--cooldown-days", "1"])
+    assert bad.exit_code == 2 and "cannot set" in bad.output

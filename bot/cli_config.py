@@ -1,0 +1,95 @@
+"""`wecrm config`: the CRM rules admins tune (pool limits, who hears about 撞单)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.cli import fail
+from bot.cli_admin import CLI_ACTOR, AsOption, _check_actor, _database, _now, _run
+from crm_store import config_data
+
+config_app = typer.Typer(
+    help="CRM rules: public pool limits, 撞单 notices, stages.", no_args_is_help=True
+)
+
+
+@config_app.command("show")
+def show() -> None:
+    """Print the rules in force (defaults where nothing was set)."""
+    url = _database()
+
+    async def work(session: AsyncSession) -> list[str]:
+        pool = await config_data.get_pool_rules(session)
+        notice = await config_data.get_collision_notice(session)
+        stages = await config_data.get_stages(session)
+        sla = await config_data.get_sla_hours(session)
+        return [
+            f"公海 (pool): 每日领取上限 {pool.daily_claim_limit}，"
+            f"原负责人 {pool.reclaim_cooldown_days} 天后可重新领取",
+            f"撞单提醒 (collision notice): 负责人 {'是' if notice.owner else '否'}，"
+            f"其上级 {'是' if notice.leader else '否'}",
+            "阶段 (stages): " + " → ".join(s.name for s in stages),
+            "SLA: " + "，".join(f"{p} {h} 小时" for p, h in sla.items()),
+        ]
+
+    for line in _run(url, work, commit=False):
+        typer.echo(line)
+
+
+@config_app.command("pool")
+def pool(
+    daily_limit: Annotated[int, typer.Option(help="Customers a rep may claim per day.")],
+    cooldown_days: Annotated[
+        int, typer.Option(help="Days before a previous owner may claim a customer back.")
+    ],
+    actor: AsOption = CLI_ACTOR,
+) -> None:
+    """Set the public-pool rules."""
+    url = _database()
+
+    async def work(session: AsyncSession) -> None:
+        await _check_actor(session, actor)
+        try:
+            await config_data.set_pool_rules(
+                session,
+                rules=config_data.PoolRules(
+                    daily_claim_limit=daily_limit, reclaim_cooldown_days=cooldown_days
+                ),
+                by=actor,
+                now=_now(),
+            )
+        except config_data.ConfigError as exc:
+            raise fail(f"无法设置 (cannot set): {exc}") from None
+
+    _run(url, work)
+    typer.echo(f"公海规则已更新：每日 {daily_limit} 个，冷却 {cooldown_days} 天 (pool rules set)")
+
+
+@config_app.command("collision")
+def collision(
+    owner: Annotated[bool, typer.Option("--owner/--no-owner", help="Tell the owner.")] = True,
+    leader: Annotated[
+        bool, typer.Option("--leader/--no-leader", help="Tell the owner's direct leader.")
+    ] = True,
+    actor: AsOption = CLI_ACTOR,
+) -> None:
+    """Choose who is told when a colleague works on or re-adds someone's customer (撞单)."""
+    url = _database()
+
+    async def work(session: AsyncSession) -> None:
+        await _check_actor(session, actor)
+        await config_data.set_collision_notice(
+            session,
+            notice=config_data.CollisionNotice(owner=owner, leader=leader),
+            by=actor,
+            now=_now(),
+        )
+
+    _run(url, work)
+    typer.echo(
+        f"撞单提醒：负责人 {'是' if owner else '否'}，上级 {'是' if leader else '否'} "
+        "(collision notice set)"
+    )
