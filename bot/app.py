@@ -67,7 +67,7 @@ class Runtime:
 
 
 runtime_key: Final = web.AppKey("runtime", Runtime)
-ActorLoaderFactory = Callable[[WeComClient], ActorLoader]
+ActorLoaderFactory = Callable[[WeComClient, async_sessionmaker[AsyncSession]], ActorLoader]
 
 
 async def build_runtime(
@@ -103,7 +103,7 @@ async def build_runtime(
         tz=settings.tz,
         notifier=notifier,
         dispatch=dispatch,
-        actor_loader=actor_loader_factory(client) if actor_loader_factory else None,
+        actor_loader=actor_loader_factory(client, sessions) if actor_loader_factory else None,
         search=search,
         concurrency=1 if engine.dialect.name == "sqlite" else 4,
     )

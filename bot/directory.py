@@ -301,18 +301,22 @@ async def _upsert_member(session: AsyncSession, member: _Member, *, now: datetim
 
 
 def actor_loader_factory(
-    client: WeComClient, clock: Clock | None = None
-) -> Callable[[AsyncSession, str], Awaitable[Actor | None]]:
+    client: WeComClient,
+    sessions: async_sessionmaker[AsyncSession],
+    clock: Clock | None = None,
+) -> Callable[[str], Awaitable[Actor | None]]:
     """An actor loader for the worker that fetches people it has not met from WeCom.
 
     Someone who messages the bot before the next sync is added from `user/get` on the spot
     (their departments as bare ids if unknown), so nobody is told "who are you?". A WeCom
-    error leaves them unknown (None) for this message and is logged without any secret.
+    error leaves them unknown (None) for this message and is logged without any secret. No
+    session is held while WeCom answers: on SQLite that would stall every callback's ack.
     """
     clock = clock or SystemClock()
 
-    async def load(session: AsyncSession, userid: str) -> Actor | None:
-        actor = await load_actor(session, userid)
+    async def load(userid: str) -> Actor | None:
+        async with sessions() as session:
+            actor = await load_actor(session, userid)
         if actor is not None:
             return actor
         try:
@@ -327,8 +331,9 @@ def actor_loader_factory(
         if not member.active:
             return None
         now = clock.now()
-        await _upsert_member(session, member, now=now)
-        await _apply_roles(session, [member], now=now, report=SyncReport())
-        return await load_actor(session, member.userid)
+        async with sessions.begin() as session:
+            await _upsert_member(session, member, now=now)
+            await _apply_roles(session, [member], now=now, report=SyncReport())
+            return await load_actor(session, member.userid)
 
     return load

@@ -13,7 +13,6 @@ import os
 import socket
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
-from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -25,6 +24,7 @@ from bot.wire import WireError, to_inbound
 from crm_store import inbox, outbox
 from crm_store.clock import Clock
 from crm_store.inbox import ClaimedMessage, LeaseLost
+from crm_store.scope import Actor
 from crm_store.search import CustomerSearch
 from handlers.context import HandlerContext
 from handlers.inbound import Inbound
@@ -34,7 +34,7 @@ log = logging.getLogger(__name__)
 
 OUTBOX_CHANNEL = "outbox"
 Dispatch = Callable[[Inbound, HandlerContext], Awaitable[list[Reply]]]
-ActorLoader = Callable[[AsyncSession, str], Awaitable[Any]]
+ActorLoader = Callable[[str], Awaitable[Actor | None]]
 
 
 def default_worker_id(role: str) -> str:
@@ -119,12 +119,9 @@ class InboxWorker:
                 )
             return
         try:
+            # Resolved before the business transaction: it may ask WeCom about a newcomer.
+            actor = await self.actor_loader(inbound.user_id) if self.actor_loader else None
             async with self.sessions.begin() as session:
-                actor = (
-                    await self.actor_loader(session, inbound.user_id)
-                    if self.actor_loader
-                    else None
-                )
                 ctx = HandlerContext(
                     session=session,
                     message=inbound,

@@ -88,6 +88,16 @@ def make_settings(
     return load_settings(**values)
 
 
+def directory_free_loader(_client: Any, sessions: Any) -> Callable[[str], Any]:
+    """Actors from our database only (the tests create staff rows directly)."""
+
+    async def load(userid: str) -> Any:
+        async with sessions() as session:
+            return await load_actor(session, userid)
+
+    return load
+
+
 @pytest.fixture
 async def sim(clock: FakeClock) -> AsyncIterator[WeComSimulator]:
     simulator = WeComSimulator(CORP_ID, SECRET, AGENT_ID, TOKEN, AES_KEY, clock)
@@ -115,14 +125,14 @@ def make_bot(
 ) -> Callable[..., Any]:
     """Build a bot (role web, loops driven by hand) with optional Redis and extra settings."""
 
-    async def make(redis_url: str | None = None, **extra: Any) -> BotHarness:
+    async def make(redis_url: str | None = None, loader: Any = None, **extra: Any) -> BotHarness:
         settings = make_settings(sim_base, db_url, redis_url, **extra)
         app = create_app(
             settings,
             role="web",
             clock=clock,
             background=False,
-            actor_loader_factory=lambda _client: load_actor,
+            actor_loader_factory=loader or directory_free_loader,
         )
         client = await aiohttp_client(app)
         sim.callback_url = str(client.make_url("/wecom/callback"))

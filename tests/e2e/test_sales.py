@@ -288,3 +288,17 @@ async def test_collision_notice_can_skip_the_leader(crm: BotHarness) -> None:
     await crm.say("lisi", "新客户 阿里巴巴网络技术有限公司")
     assert any("撞单" in s for s in crm.sim.screen("zhangsan"))
     assert not any("撞单" in s for s in crm.sim.screen("wangjl"))
+
+
+async def test_a_newcomer_is_fetched_from_wecom_on_first_message(make_bot: Any) -> None:
+    """Nobody gets "who are you?": an unknown sender is looked up with user/get and added."""
+    from bot.directory import actor_loader_factory
+
+    bot: BotHarness = await make_bot(loader=actor_loader_factory)
+    bot.sim.add_department(7, "华南销售", 1)
+    bot.sim.add_user("newbie", "新同事", [7])
+    [answer] = await bot.say("newbie", "我的客户")
+    assert "通讯录" not in answer and "名下还没有客户" in answer
+    assert bot.sim.calls["user/get"] == 1
+    await bot.say("newbie", "待办")
+    assert bot.sim.calls["user/get"] == 1  # known from now on

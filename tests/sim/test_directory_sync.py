@@ -220,19 +220,18 @@ async def test_first_contact_is_fetched_with_user_get(
     sessions: async_sessionmaker[AsyncSession],
     clock: FakeClock,
 ) -> None:
-    load = actor_loader_factory(client, clock)
-    async with sessions.begin() as session:
-        actor = await load(session, "zhangsan")
-        assert actor is not None
-        assert (actor.userid, actor.role, actor.department_ids) == ("zhangsan", "rep", {3})
-        leader = await load(session, "liuzz")
-        assert leader is not None and leader.role == "manager" and leader.led_department_ids == {3}
+    load = actor_loader_factory(client, sessions, clock)
+    actor = await load("zhangsan")
+    assert actor is not None
+    assert (actor.userid, actor.role, actor.department_ids) == ("zhangsan", "rep", {3})
+    leader = await load("liuzz")
+    assert leader is not None and leader.role == "manager" and leader.led_department_ids == {3}
     assert sim.calls["user/get"] == 2
 
     # Known now: no more WeCom calls, and the departments wait as bare ids for the next sync.
+    again = await load("zhangsan")
+    assert again is not None and again.userid == "zhangsan"
     async with sessions() as session:
-        again = await load(session, "zhangsan")
-        assert again is not None and again.userid == "zhangsan"
         assert (await session.get(Department, 3)) is not None
     assert sim.calls["user/get"] == 2
     assert (await departments(sessions))[3] == ("部门3", None)
@@ -248,13 +247,12 @@ async def test_first_contact_failures_leave_the_sender_unknown(
     clock: FakeClock,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    load = actor_loader_factory(client, clock)
+    load = actor_loader_factory(client, sessions, clock)
     caplog.set_level(logging.DEBUG)
-    async with sessions.begin() as session:
-        assert await load(session, "nobody") is None  # 60111: not in WeCom
-        assert await load(session, "gone") is None  # disabled in WeCom
-        sim.restrict_api("user/get", 60011)
-        assert await load(session, "kefu1") is None
+    assert await load("nobody") is None  # 60111: not in WeCom
+    assert await load("gone") is None  # disabled in WeCom
+    sim.restrict_api("user/get", 60011)
+    assert await load("kefu1") is None
     assert await people(sessions) == {}
     assert "60111" in caplog.text and "60011" in caplog.text
     assert SECRET not in caplog.text
