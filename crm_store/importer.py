@@ -615,9 +615,10 @@ def _phone(row: _Row) -> str | None:
     text = _cell_text(raw)
     if not text:
         return None
-    if isinstance(raw, int | float) and not text.startswith("1"):
-        text = "0" + text  # Excel drops a landline's leading 0 when the cell is a number
-    phone = stored_phone(text)
+    number = text
+    if isinstance(raw, int | float) and not text.startswith(("1", "400", "800")):
+        number = "0" + text  # Excel drops a landline's leading 0 when the cell is a number
+    phone = stored_phone(number)
     if phone is None:
         raise _Rejected(_phone_problem(text))
     return phone
@@ -911,19 +912,14 @@ async def _insert_customers(
     session: AsyncSession, rows: list[dict[str, Any]], *, actor_id: str, now: datetime
 ) -> None:
     contacts = [row.pop("_contact") for row in rows]
-    await _bulk_insert(session, Customer, rows)
-    # Read the ids back by core name, unique among the rows an import inserts. (RETURNING in
-    # parameter order makes SQLAlchemy insert one row per statement on SQLite: 50x slower.)
-    cores = [row["name_core"] for row in rows]
-    id_of: dict[str, int] = {}
-    for start in range(0, len(cores), 1000):
-        found = await session.execute(
-            select(Customer.name_core, Customer.id).where(
-                Customer.name_core.in_(cores[start : start + 1000])
-            )
-        )
-        id_of.update((core, customer_id) for core, customer_id in found)
-    ids = [id_of[core] for core in cores]
+    # RETURNING id with the core name, unique among the rows an import inserts, so the order
+    # of the returned rows does not matter. (Asking for parameter order makes SQLAlchemy
+    # insert one row per statement on SQLite; reading ids back by name defeats PostgreSQL's
+    # planner on a table that has just grown.)
+    table = Customer.__table__
+    returned = await session.execute(insert(table).returning(table.c.name_core, table.c.id), rows)
+    id_of: dict[str, int] = {core: customer_id for core, customer_id in returned}
+    ids = [id_of[row["name_core"]] for row in rows]
     contact_rows = [
         {"customer_id": customer_id, "name": contact, "phone": row["phone"], "created_at": now}
         for customer_id, row, contact in zip(ids, rows, contacts, strict=True)
