@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import csv
-from collections.abc import Sequence
+import threading
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -13,12 +14,14 @@ from sqlalchemy import func, select
 from typer.testing import CliRunner, Result
 
 from bot.cli import app
+from bot.simulator import WeComSimulator
 from crm_store import staff
 from crm_store.clock import FakeClock
 from crm_store.config_data import get_role_scopes
 from crm_store.migrate import upgrade
 from crm_store.models import Customer, ScopeLevel, Staff
 from crm_store.session import create_engine, session_factory
+from tests.sim.conftest import AES_KEY, AGENT_ID, CORP_ID, SECRET, TOKEN, populate
 
 
 @pytest.fixture
@@ -207,3 +210,59 @@ def test_unmigrated_database_is_refused_with_the_hint(tmp_path: Path) -> None:
         result = wecrm(url, *args)
         assert result.exit_code == 2, args
         assert "wecrm db upgrade" in result.output
+
+
+@pytest.fixture
+def wecom_env() -> Iterator[dict[str, str]]:
+    """The local WeCom on its own thread and loop, since the CLI runs its own asyncio.run."""
+    state: dict[str, Any] = {}
+    ready = threading.Event()
+
+    async def serve() -> None:
+        sim = WeComSimulator(CORP_ID, SECRET, AGENT_ID, TOKEN, AES_KEY, FakeClock())
+        populate(sim)
+        state["stop"] = asyncio.Event()
+        state["loop"] = asyncio.get_running_loop()
+        async with sim.serve() as url:
+            state["url"] = url
+            ready.set()
+            await state["stop"].wait()
+        await sim.close()
+
+    thread = threading.Thread(target=asyncio.run, args=(serve(),), daemon=True)
+    thread.start()
+    assert ready.wait(10)
+    yield {
+        "WECOM_CORP_ID": CORP_ID,
+        "WECOM_AGENT_ID": str(AGENT_ID),
+        "WECOM_SECRET": SECRET,
+        "WECOM_TOKEN": TOKEN,
+        "WECOM_AES_KEY": AES_KEY,
+        "WECOM_API_BASE": f"{state['url']}/cgi-bin/",
+    }
+    state["loop"].call_soon_threadsafe(state["stop"].set)
+    thread.join(10)
+
+
+def test_sync_directory(db_url: str, wecom_env: dict[str, str]) -> None:
+    env = {**wecom_env, "WECRM_DATABASE_URL": db_url}
+    result = CliRunner().invoke(app, ["sync-directory"], env=env)
+    assert result.exit_code == 0, result.output
+    assert "Directory synced" in result.output
+    assert "active people: 6" in result.output
+    assert "deactivated: 0" in result.output
+    assert SECRET not in result.output
+    assert query(db_url, select(Staff.role).where(Staff.userid == "wangjl")) == "manager"
+    # The seeded 张三 and 李四 are in WeCom too: kept active, moved to WeCom's departments.
+    assert query(db_url, select(func.count()).where(Staff.active.is_(True))) == 6
+
+
+def test_sync_directory_needs_the_wecom_settings(db_url: str) -> None:
+    unset: dict[str, str | None] = {
+        name: None for name in ("WECOM_CORP_ID", "WECOM_AGENT_ID", "WECOM_SECRET", "WECOM_TOKEN")
+    }
+    result = CliRunner().invoke(
+        app, ["sync-directory"], env={**unset, "WECRM_DATABASE_URL": db_url}
+    )
+    assert result.exit_code == 2
+    assert "WECOM_CORP_ID is missing" in result.output
