@@ -170,6 +170,11 @@ def sync_directory_command() -> None:
                 f"  设为主管 made manager: {_names(report.promoted)}  "
                 f"取消主管 no longer manager: {_names(report.demoted)}"
             )
+        if report.unreadable:
+            typer.echo(
+                f"  无法读取、保持不变 unreadable, kept as they were: "
+                f"{len(report.unreadable)} {_names(report.unreadable)}"
+            )
         if report.fallbacks:
             typer.echo(f"  使用备用接口 fallback APIs used: {', '.join(report.fallbacks)}")
 

@@ -30,6 +30,7 @@ logger = logging.getLogger(__name__)
 # longer call (department/list, user/list since 2022-08-15): use the id lists instead.
 REFUSED_ERRCODES = frozenset({48002, 60011})
 ACTIVE_STATUS = 1  # PROTOCOL.md §5: 1 active, 2 disabled, 4 not activated, 5 quit
+USER_NOT_FOUND = 60111
 
 
 class SyncError(Exception):
@@ -48,6 +49,7 @@ class SyncReport:
     promoted: list[str] = field(default_factory=list)
     demoted: list[str] = field(default_factory=list)
     fallbacks: list[str] = field(default_factory=list)
+    unreadable: list[str] = field(default_factory=list)  # listed, but user/get refused
 
 
 @dataclass(frozen=True)
@@ -157,7 +159,19 @@ async def _fetch_members(
     userids = list(dict.fromkeys(str(row["userid"]) for row in await client.list_user_ids()))
     members = []
     for userid in userids:
-        members.append(_member(await client.get_user(userid), leaders))
+        try:
+            members.append(_member(await client.get_user(userid), leaders))
+        except WeComError as exc:
+            if exc.errcode == USER_NOT_FOUND:
+                continue  # left between the two calls: gone, like anyone not listed
+            if not _refused(exc):
+                raise
+            # Listed but not readable: keep them as they are rather than deactivate them.
+            report.unreadable.append(userid)
+    if report.unreadable and not members:
+        raise SyncError(
+            "企业微信拒绝读取成员详情 (user/get refused for everyone): 请检查应用权限和可信 IP"
+        )
     return members
 
 
@@ -266,7 +280,9 @@ async def sync_directory(
             elif old != member.view():
                 report.changed.append(member.userid)
         gone = await staff.mark_inactive_except(
-            session, seen_userids=[m.userid for m in members if m.active], now=now
+            session,
+            seen_userids=[m.userid for m in members if m.active] + report.unreadable,
+            now=now,
         )
         # Listed but disabled or quit (status != 1): upserted inactive above.
         disabled = {m.userid for m in members if not m.active and m.userid in before}

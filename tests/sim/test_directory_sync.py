@@ -199,9 +199,16 @@ async def test_a_failed_read_changes_nothing(
     await sync_directory(client, sessions, now=clock.now())
     before = await people(sessions)
 
+    sim.restrict_api("department/list", 48002)
+    sim.restrict_api("department/simplelist", 48002)
+    with pytest.raises(SyncError, match="失败"):
+        await sync_directory(client, sessions, now=clock.now())
+    sim.unrestrict_api("department/list")
+    sim.unrestrict_api("department/simplelist")
+
     sim.restrict_api("user/list", 48002)
     sim.restrict_api("user/get", 48002)
-    with pytest.raises(SyncError, match="失败"):
+    with pytest.raises(SyncError, match="user/get"):
         await sync_directory(client, sessions, now=clock.now())
     sim.unrestrict_api("user/list")
     sim.unrestrict_api("user/get")
@@ -257,3 +264,23 @@ async def test_first_contact_failures_leave_the_sender_unknown(
     assert "60111" in caplog.text and "60011" in caplog.text
     assert SECRET not in caplog.text
     assert "access_token" not in caplog.text
+
+
+async def test_fallback_keeps_people_it_cannot_read(
+    client: WeComClient,
+    sim: WeComSimulator,
+    sessions: async_sessionmaker[AsyncSession],
+    clock: FakeClock,
+) -> None:
+    await sync_directory(client, sessions, now=clock.now())
+    before = await people(sessions)
+    sim.restrict_api("user/list", 60011)
+    first = sim.directory.members()[0].userid
+    sim.fail_next("user/get", errcode=60011)  # listed by user/list_id, but not readable
+    report = await sync_directory(client, sessions, now=clock.now())
+    assert report.unreadable == [first] and report.deactivated == []
+    assert await people(sessions) == before
+
+    sim.fail_next("user/get", errcode=60111)  # left between user/list_id and user/get
+    report = await sync_directory(client, sessions, now=clock.now())
+    assert report.deactivated == [first]
