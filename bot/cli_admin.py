@@ -21,7 +21,6 @@ import typer
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.cli import database_url_or_exit, ensure_migrated, fail, settings_or_exit
 from crm_store import config_data, customers, exporter, importer, staff
 from crm_store.models.org import Department, Role, ScopeLevel, Staff, StaffDepartment
 from crm_store.session import create_engine, session_factory
@@ -83,17 +82,26 @@ AsOption = Annotated[
 ]
 
 
+def _fail(message: str, code: int = 2) -> typer.Exit:
+    # bot.cli imports this module to register the commands: import it back only when needed.
+    from bot.cli import fail
+
+    return fail(message, code)
+
+
 def _timezone() -> ZoneInfo:
     name = os.environ.get("WECRM_TIMEZONE") or DEFAULT_TZ
     try:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError):
-        raise fail(
+        raise _fail(
             f"WECRM_TIMEZONE {name!r} is not a known time zone, e.g. Asia/Shanghai"
         ) from None
 
 
 def _database() -> str:
+    from bot.cli import database_url_or_exit, ensure_migrated
+
     url = database_url_or_exit()
     ensure_migrated(url)
     return url
@@ -120,7 +128,7 @@ def _run(url: str, work: Callable[[AsyncSession], Awaitable[T]], *, commit: bool
 
 async def _check_actor(session: AsyncSession, actor: str) -> None:
     if actor != CLI_ACTOR and await session.get(Staff, actor) is None:
-        raise fail(f"--as {actor}: 没有这个 userid (unknown userid)")
+        raise _fail(f"--as {actor}: 没有这个 userid (unknown userid)")
 
 
 def _now() -> datetime:
@@ -134,6 +142,7 @@ def sync_directory_command() -> None:
     """Pull departments and people from WeCom; people who left become inactive."""
     import aiohttp
 
+    from bot.cli import ensure_migrated, settings_or_exit
     from bot.directory import SyncError, sync_directory
     from bot.wecom_client import InProcessTokenCache, WeComClient
     from crm_store.clock import SystemClock
@@ -157,7 +166,7 @@ def sync_directory_command() -> None:
                 )
                 report = await sync_directory(client, session_factory(engine), now=clock.now())
         except SyncError as exc:
-            raise fail(str(exc), code=1) from None
+            raise _fail(str(exc), code=1) from None
         finally:
             await engine.dispose()
         typer.echo("通讯录同步完成 Directory synced")
@@ -205,9 +214,9 @@ def import_command(
 ) -> None:
     """Import customers, leads or follow-ups; duplicates and bad rows go to a report file."""
     if not file.is_file():
-        raise fail(f"文件不存在 (no such file): {file}")
+        raise _fail(f"文件不存在 (no such file): {file}")
     if file.suffix.lower() not in (".xlsx", ".xlsm", ".csv", ".txt"):
-        raise fail(f"只支持 .xlsx 和 .csv 文件 (only .xlsx and .csv): {file.name}")
+        raise _fail(f"只支持 .xlsx 和 .csv 文件 (only .xlsx and .csv): {file.name}")
     url = _database()
     tz = _timezone()
     total = importer.count_rows(file) if sys.stderr.isatty() else None
@@ -233,7 +242,7 @@ def import_command(
     try:
         report = _run(url, work, commit=not dry_run)
     except importer.ImportFileError as exc:
-        raise fail(str(exc)) from None
+        raise _fail(str(exc)) from None
     written: Path | None = None
     if report.duplicates or report.bad_rows:
         written = report_path or file.with_name(f"{file.stem}-report.csv")
@@ -269,9 +278,9 @@ def export_command(
     tz = _timezone()
     target = out or Path(f"{kind.value}-{datetime.now(tz):%Y%m%d}.csv")
     if target.suffix.lower() not in (".csv", ".xlsx"):
-        raise fail(f"--out 只支持 .csv 或 .xlsx (only .csv or .xlsx): {target.name}")
+        raise _fail(f"--out 只支持 .csv 或 .xlsx (only .csv or .xlsx): {target.name}")
     if not target.parent.is_dir():
-        raise fail(f"目录不存在 (no such directory): {target.parent}")
+        raise _fail(f"目录不存在 (no such directory): {target.parent}")
     url = _database()
 
     async def work(session: AsyncSession) -> int:
@@ -295,13 +304,13 @@ def handover_command(
     async def work(session: AsyncSession) -> int:
         await _check_actor(session, actor)
         if await session.get(Staff, from_userid) is None:
-            raise fail(f"没有这个 userid (unknown userid): {from_userid}")
+            raise _fail(f"没有这个 userid (unknown userid): {from_userid}")
         try:
             return await customers.handover(
                 session, from_userid=from_userid, to_userid=to_userid, by=actor, now=_now()
             )
         except ValueError:
-            raise fail(
+            raise _fail(
                 f"无法交接给 {to_userid}：不存在或已停用 (unknown or inactive userid)"
             ) from None
 
@@ -323,14 +332,14 @@ def staff_set_role(
 ) -> None:
     """Give a person a role; a directory sync will not override it."""
     if role not in {r.value for r in Role}:
-        raise fail(f"未知角色 (unknown role) {role!r}: 可选 {', '.join(r.value for r in Role)}")
+        raise _fail(f"未知角色 (unknown role) {role!r}: 可选 {', '.join(r.value for r in Role)}")
     url = _database()
 
     async def work(session: AsyncSession) -> None:
         await _check_actor(session, actor)
         changed = await staff.set_role(session, userid=userid, role=role, by=actor, now=_now())
         if changed is None:
-            raise fail(f"没有这个 userid (unknown userid): {userid}；先运行 wecrm sync-directory")
+            raise _fail(f"没有这个 userid (unknown userid): {userid}；先运行 wecrm sync-directory")
 
     _run(url, work)
     typer.echo(f"{userid} 的角色已设为 {role}（{ROLE_LABELS[role]}）(role set)")
@@ -422,13 +431,13 @@ def roles_set(
     """Change one role's data scope; it applies from each person's next message."""
     scope_level = LEVEL_WORDS.get(level.strip().casefold()) or LEVEL_WORDS.get(level.strip())
     if scope_level is None:
-        raise fail(
+        raise _fail(
             f"未知范围 (unknown level) {level!r}: 可选 {', '.join(s.value for s in ScopeLevel)}"
         )
     try:
         ids = [int(d) for d in (departments or "").replace("，", ",").split(",") if d.strip()]
     except ValueError:
-        raise fail(
+        raise _fail(
             f"--departments 应为逗号分隔的部门 id (comma-separated ids): {departments}"
         ) from None
     url = _database()
@@ -440,7 +449,7 @@ def roles_set(
                 session, role=role, level=scope_level, department_ids=ids, by=actor, now=_now()
             )
         except config_data.ConfigError as exc:
-            raise fail(f"无法设置 (cannot set): {exc}") from None
+            raise _fail(f"无法设置 (cannot set): {exc}") from None
 
     _run(url, work)
     shown = f" {ids}" if ids else ""
@@ -460,7 +469,7 @@ def roles_default(
         try:
             await config_data.set_default_role(session, role=role, by=actor, now=_now())
         except config_data.ConfigError as exc:
-            raise fail(f"无法设置 (cannot set): {exc}") from None
+            raise _fail(f"无法设置 (cannot set): {exc}") from None
 
     _run(url, work)
     typer.echo(f"新成员默认角色已设为 {role} (default role set)")
