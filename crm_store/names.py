@@ -54,115 +54,17 @@ PROVINCE_FORMAL_NAMES: dict[str, str] = {
 PROVINCES: tuple[str, ...] = tuple(PROVINCE_FORMAL_NAMES)
 
 CITIES: tuple[str, ...] = (
-    # fmt: off
-    "广州",
-    "深圳",
-    "珠海",
-    "汕头",
-    "佛山",
-    "东莞",
-    "中山",
-    "惠州",
-    "江门",
-    "湛江",
-    "肇庆",
-    "杭州",
-    "宁波",
-    "温州",
-    "嘉兴",
-    "湖州",
-    "绍兴",
-    "金华",
-    "台州",
-    "义乌",
-    "南京",
-    "苏州",
-    "无锡",
-    "常州",
-    "南通",
-    "扬州",
-    "徐州",
-    "镇江",
-    "盐城",
-    "泰州",
-    "连云港",
-    "淮安",
-    "昆山",
-    "合肥",
-    "芜湖",
-    "蚌埠",
-    "福州",
-    "厦门",
-    "泉州",
-    "漳州",
-    "莆田",
-    "南昌",
-    "赣州",
-    "九江",
-    "济南",
-    "青岛",
-    "烟台",
-    "潍坊",
-    "淄博",
-    "临沂",
-    "济宁",
-    "威海",
-    "郑州",
-    "洛阳",
-    "开封",
-    "新乡",
-    "南阳",
-    "武汉",
-    "宜昌",
-    "襄阳",
-    "长沙",
-    "株洲",
-    "湘潭",
-    "岳阳",
-    "衡阳",
-    "成都",
-    "绵阳",
-    "宜宾",
-    "贵阳",
-    "遵义",
-    "昆明",
-    "大理",
-    "丽江",
-    "西安",
-    "宝鸡",
-    "咸阳",
-    "兰州",
-    "西宁",
-    "银川",
-    "乌鲁木齐",
-    "拉萨",
-    "呼和浩特",
-    "包头",
-    "鄂尔多斯",
-    "南宁",
-    "桂林",
-    "柳州",
-    "北海",
-    "海口",
-    "三亚",
-    "石家庄",
-    "唐山",
-    "保定",
-    "廊坊",
-    "邯郸",
-    "秦皇岛",
-    "太原",
-    "大同",
-    "沈阳",
-    "大连",
-    "鞍山",
-    "长春",
-    "哈尔滨",
-    "大庆",
-    "台北",
-    "高雄",
-    # fmt: on
-)
+    "广州", "深圳", "珠海", "汕头", "佛山", "东莞", "中山", "惠州", "江门", "湛江", "肇庆",
+    "杭州", "宁波", "温州", "嘉兴", "湖州", "绍兴", "金华", "台州", "义乌", "南京", "苏州",
+    "无锡", "常州", "南通", "扬州", "徐州", "镇江", "盐城", "泰州", "连云港", "淮安", "昆山",
+    "合肥", "芜湖", "蚌埠", "福州", "厦门", "泉州", "漳州", "莆田", "南昌", "赣州", "九江",
+    "济南", "青岛", "烟台", "潍坊", "淄博", "临沂", "济宁", "威海", "郑州", "洛阳", "开封",
+    "新乡", "南阳", "武汉", "宜昌", "襄阳", "长沙", "株洲", "湘潭", "岳阳", "衡阳", "成都",
+    "绵阳", "宜宾", "贵阳", "遵义", "昆明", "大理", "丽江", "西安", "宝鸡", "咸阳", "兰州",
+    "西宁", "银川", "乌鲁木齐", "拉萨", "呼和浩特", "包头", "鄂尔多斯", "南宁", "桂林", "柳州",
+    "北海", "海口", "三亚", "石家庄", "唐山", "保定", "廊坊", "邯郸", "秦皇岛", "太原", "大同",
+    "沈阳", "大连", "鞍山", "长春", "哈尔滨", "大庆", "台北", "高雄",
+)  # fmt: skip
 
 REGION_PREFIXES: frozenset[str] = frozenset(
     [*PROVINCES, *PROVINCE_FORMAL_NAMES.values(), *CITIES, *(c + "市" for c in CITIES)]
@@ -330,13 +232,9 @@ def normalize_company_name(name: str) -> str:
     return split_company_name(name)[1]
 
 
-def _toneless(reading: str) -> str:
-    return to_normal(reading)
-
-
 _READINGS_TONED = {r for v in PINYIN_DICT.values() for r in v.split(",")}
 SYLLABLES: frozenset[str] = frozenset(
-    s for s in map(_toneless, _READINGS_TONED) if s.isascii() and re.search("[aeiouv]", s)
+    s for s in map(to_normal, _READINGS_TONED) if s.isascii() and re.search("[aeiouv]", s)
 )
 """Every toneless pinyin syllable (about 420) except vowel-less interjections such as "ng"."""
 del _READINGS_TONED
@@ -348,8 +246,8 @@ def char_readings(char: str) -> tuple[str, ...]:
     toned = PINYIN_DICT.get(ord(char)) if len(char) == 1 else None
     if not toned:
         return ()
-    readings = (_toneless(r) for r in toned.split(","))
-    return tuple(dict.fromkeys(r for r in readings if r in SYLLABLES)) or ("",)
+    readings = (to_normal(r) for r in toned.split(","))
+    return tuple(dict.fromkeys(r for r in readings if r in SYLLABLES))
 
 
 def _reading_positions(text: str) -> list[tuple[bool, list[str]]]:
@@ -363,8 +261,7 @@ def _reading_positions(text: str) -> list[tuple[bool, list[str]]]:
         if len(defaults) != len(run):
             defaults = [(char_readings(c) or ("",))[0] for c in run]
         for char, default in zip(run, defaults, strict=True):
-            readings = char_readings(char)
-            if readings and readings != ("",):
+            if readings := char_readings(char):
                 positions.append((True, list(dict.fromkeys((default, *readings)))))
     return positions
 

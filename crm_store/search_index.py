@@ -1,8 +1,11 @@
 """In-memory customer lookup: fragments, pinyin, initials and typos, only within the actor's scope.
 
-Inverted indexes over character bigrams, pinyin-syllable bigrams and initials/latin prefixes
-produce a small candidate set; only those candidates are scored. Everything per customer lives
-in flat arrays and chunked string blobs so a million customers fit in a few hundred megabytes.
+Three inverted indexes give candidates: character pairs of the name, pinyin-syllable pairs
+(every reading of polyphonic characters, so homophone typos and typed pinyin meet the same
+keys) and initials/latin-word prefixes. Only the few best-counted candidates are scored with
+rapidfuzz and exact string checks. Per-customer data lives in flat arrays and chunked string
+blobs, so a million customers take a few hundred megabytes. One lock serialises searches
+(which may run in a worker thread) with upserts and removes.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import TypeAlias
 
 from rapidfuzz import fuzz
 from rapidfuzz.distance import Levenshtein
@@ -34,24 +38,25 @@ from crm_store.names import (
 )
 
 Allowed = Callable[[int], bool] | frozenset[int] | set[int] | None
+_Postings: TypeAlias = "array[int] | tuple[array[int], ...]"  # a key's slots, or a group's
 
-MIN_SCORE = 60.0
+MIN_SCORE = 60.0  # search lists hits from here; suggest from SUGGEST_MIN_SCORE
 SUGGEST_MIN_SCORE = 35.0
-RETRY_BELOW = 75.0
-OWN_BONUS = 4.0
-RECENCY_BONUS = 2.0
+RETRY_BELOW = 75.0  # no better hit: search again with typo and fuzzy-sound keys
+OWN_BONUS = 4.0  # "similar score": an own customer wins within 4 points,
+RECENCY_BONUS = 2.0  # a recent one within 2 (halving every 30 days of age)
 RECENCY_HALF_LIFE = 30 * 86400.0
-CANDIDATES = 60
-SMALL_SCOPE = 50_000
-SUB_INDEX_MAX = 5_000
-SUB_INDEXES = 16
-POSTINGS_BUDGET = 40_000
-LOOSE_BUDGET = 30_000
-GROUP_BUDGET = 50_000
-TYPED_SCAN = 5_000
-COMPACT_AFTER = 10_000
+CANDIDATES = 60  # slots scored per pass
+POSTINGS_BUDGET = 40_000  # postings counted per pass, rarest keys first
+LOOSE_BUDGET = 20_000
+GROUP_BUDGET = 5_000
+TIE_SCAN = 1_000
+TYPED_SCAN = 2_000
 TYPED_PICKS = 16
-TIE_SCAN = 3_000
+SUB_INDEX_MAX = 5_000  # frozenset scopes up to this size get an index of their own,
+SMALL_SCOPE = 50_000  # up to this size they cut postings before counting
+SUB_INDEXES = 16
+COMPACT_AFTER = 10_000
 _CHUNK_BITS = 16
 _CHUNK = 1 << _CHUNK_BITS
 _HEAD = 1 << 18
@@ -92,6 +97,8 @@ del _syl, _end
 
 @dataclass(frozen=True, slots=True)
 class IndexedCustomer:
+    """What the index keeps of a customer: enough to match, scope and rank, nothing more."""
+
     id: int
     name: str
     aliases: tuple[str, ...] = ()
@@ -101,6 +108,8 @@ class IndexedCustomer:
 
 @dataclass(frozen=True, slots=True)
 class Hit:
+    """One match: `score` is match quality (0-100); the order also weighs learned/own/recent."""
+
     id: int
     score: float
     matched: str
@@ -172,6 +181,8 @@ class _Column:
 
 @dataclass(slots=True)
 class _Query:
+    """A query in every form the scorer compares: cleaned, core, sounds, spelling."""
+
     text: str
     core: str
     latin: bool
@@ -222,6 +233,7 @@ class CustomerIndex:
         return index
 
     def __len__(self) -> int:
+        """Live customers (removed and replaced ones not counted)."""
         return self._live
 
     def __iter__(self) -> Iterator[IndexedCustomer]:
@@ -472,11 +484,13 @@ class CustomerIndex:
         self._scopes[allowed] = (self._version, slots)
         return slots
 
-    def _postings(
-        self, q: _Query, *, loose: bool
-    ) -> dict[str | frozenset[int], array[int] | set[int]]:
-        """Postings per query key: character pairs, syllable-pair groups, initials/words."""
-        found: dict[str | frozenset[int], array[int] | set[int]] = {}
+    def _postings(self, q: _Query, *, loose: bool) -> dict[str | frozenset[int], _Postings]:
+        """Postings per query key: character pairs, syllable-pair groups, initials/words.
+
+        A group of alternative syllable pairs stays a tuple of lists; `_count` merges it
+        only if the budget reaches it.
+        """
+        found: dict[str | frozenset[int], _Postings] = {}
         for key in _query_char_keys(q):
             if postings := self._chars.get(key):
                 found[key] = postings
@@ -487,7 +501,7 @@ class CustomerIndex:
             if len(lists) == 1:
                 found[group] = lists[0]
             elif lists:
-                found[group] = set().union(*lists)
+                found[group] = tuple(lists)
         for key in _query_prefix_keys(q):
             if postings := self._prefixes.get(key):
                 found[key] = postings
@@ -495,7 +509,7 @@ class CustomerIndex:
 
     def _count(
         self,
-        lists: list[array[int] | set[int]],
+        lists: list[_Postings],
         scope: frozenset[int] | None,
         *,
         budget: int,
@@ -503,31 +517,24 @@ class CustomerIndex:
     ) -> Counter[int]:
         """How many query keys each slot shares, rarest keys first.
 
-        Past `budget` postings, or once the keys left cannot lift a newcomer to half the best
-        count (the bar `_choose` applies), keys only add to slots already seen; past twice the
-        budget they are skipped: a common word says little that rarer keys have not said.
-        Counting `into` earlier counts adds typo keys to them, with no such cut.
+        Keys past `budget` postings are skipped: a common word says little that the rarer
+        keys have not said, and counting it would cost more than all the rest.
         """
-        lists.sort(key=len)
+        lists.sort(key=_size)
         counts: Counter[int] = Counter() if into is None else into
-        seen: set[int] | frozenset[int] | None = scope
-        closed = into is not None
         total = 0
-        for at, postings in enumerate(lists):
-            total += len(postings)
-            if at and total > 2 * budget:
+        for postings in lists:
+            size = _size(postings)
+            total += size
+            if total > budget and total > size:
                 break
-            left = len(lists) - at
-            hopeless = at >= 2 * left and 2 * left <= max(counts.values(), default=0)
-            if not closed and counts and (total > budget or hopeless):
-                closed = True
-                seen = set(counts) if scope is None else scope.intersection(counts)
-            counts.update(postings if seen is None else seen.intersection(postings))
+            slots = postings if isinstance(postings, array) else set().union(*postings)
+            counts.update(slots if scope is None else scope.intersection(slots))
         return counts
 
     def _typed(
         self,
-        lists: list[array[int] | set[int]],
+        lists: list[_Postings],
         scope: frozenset[int] | None,
         permitted: Callable[[int], bool] | None,
         own: int,
@@ -541,7 +548,7 @@ class CustomerIndex:
         alive, ids, core_len, owner = self._alive, self._ids, self._core_len, self._owner
         found: list[int] = []
         for postings in lists:
-            if len(postings) > TYPED_SCAN:
+            if not isinstance(postings, array) or len(postings) > TYPED_SCAN:
                 continue
             found += (
                 s
@@ -575,16 +582,17 @@ class CustomerIndex:
         )
         if not pool:
             return []
-        floor = max(_count_floor(pool, width), q.need)
-        if not loose:
-            floor = max(floor, (max(pool.values()) + 1) // 2)
-        chosen = [s for s, n in pool.items() if n >= floor and alive[s]]
+        histogram = Counter(pool.values())
+        best, floor = _count_floor(histogram, width)
+        floor = max(floor, q.need) if loose else max(floor, q.need, (best + 1) // 2)
+        if sum(n for count, n in histogram.items() if count >= floor) <= TIE_SCAN:
+            chosen = [s for s, n in pool.items() if n >= floor and alive[s]]
+        else:  # a common word alone: the names above it, and any thousand of its ties
+            chosen = [s for s, n in pool.items() if n > floor and alive[s]]
+            ties = (s for s, n in pool.items() if n == floor and alive[s])
+            chosen += itertools.islice(ties, TIE_SCAN)
         if len(chosen) <= width:
             return chosen
-        if len(chosen) > TIE_SCAN:  # a common word alone: any few thousand of its names
-            chosen = [s for s in chosen if pool[s] > floor] + [
-                s for s in chosen[:TIE_SCAN] if pool[s] == floor
-            ]
         core_len, owner, activity = self._core_len, self._owner, self._activity
         units = q.units
 
@@ -601,6 +609,7 @@ class CustomerIndex:
         limit: int,
         min_score: float,
     ) -> list[Hit]:
+        """Exact names, then aliases, then learned picks; then score plus own/recent bonus."""
         kept = {s: v for s, v in scored.items() if v[0] >= min_score or s in boosts}
         if not kept:
             return []
@@ -655,6 +664,10 @@ def _postings() -> array[int]:
     return array("i")
 
 
+def _size(postings: _Postings) -> int:
+    return len(postings) if isinstance(postings, array) else sum(map(len, postings))
+
+
 def _words(text: str) -> list[str]:
     """Latin and digit words ("Alibaba Group" -> alibaba, group), one-letter and legal ones out."""
     found = _WORD.findall(unicodedata.normalize("NFKC", text).lower())
@@ -697,15 +710,15 @@ def _initials_keys(text: str, keys: set[str]) -> None:
         keys.update("".join(c) for c in itertools.islice(itertools.product(*firsts[:length]), 8))
 
 
-def _count_floor(counts: Mapping[int, int], width: int) -> int:
-    """The smallest count that still keeps at least `width` candidates."""
-    histogram = Counter(counts.values())
+def _count_floor(histogram: Counter[int], width: int) -> tuple[int, int]:
+    """The best count, and the smallest count that still keeps `width` candidates."""
+    ordered = sorted(histogram, reverse=True)
     kept = 0
-    for count in sorted(histogram, reverse=True):
+    for count in ordered:
         kept += histogram[count]
         if kept >= width:
-            return count
-    return 0
+            return ordered[0], count
+    return ordered[0], 0
 
 
 def _permission(allowed: Allowed) -> Callable[[int], bool] | None:
