@@ -103,6 +103,11 @@ def normalize_phone(phone: str | None) -> str | None:
         return None
     text = unicodedata.normalize("NFKC", phone)
     cleaned = "".join(ch for ch in text if ch.isdigit() or ch == "+")
+    # Mainland numbers with the country code are the same numbers: +86 / 0086 / 86 + 11 digits.
+    for prefix in ("+86", "0086", "86"):
+        rest = cleaned.removeprefix(prefix)
+        if rest != cleaned and len(rest) == 11 and rest.startswith("1"):
+            return rest
     return cleaned or None
 
 
