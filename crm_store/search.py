@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_store import conversation
@@ -30,7 +30,8 @@ log = logging.getLogger(__name__)
 
 THREAD_THRESHOLD = 20_000  # above this many customers a search runs in a worker thread
 _LOAD_CHUNK = 20_000
-LOOKBACK = timedelta(seconds=10)
+LOOKBACK = timedelta(seconds=5)
+_PAGE = 5_000
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
@@ -68,6 +69,8 @@ class CustomerSearch:
         self.index = CustomerIndex()
         self.refresh_seconds = refresh_seconds
         self._watermark: datetime | None = None
+        # Rows applied within the look-back window, so re-reading them does not re-index them.
+        self._applied: dict[int, datetime] = {}
         self._loaded = asyncio.Event()
         self._load_lock = asyncio.Lock()
         self._refresh_lock = asyncio.Lock()
@@ -131,18 +134,42 @@ class CustomerSearch:
         if not force and time.monotonic() - self._last_refresh < self.refresh_seconds:
             return 0
         async with self._refresh_lock:
-            query = select(*_COLUMNS).order_by(Customer.updated_at, Customer.id)
-            if self._watermark is not None:
-                # Look back a little: a transaction that stamped updated_at before the
-                # watermark may commit after we read past it. Re-applying a row is harmless.
-                query = query.where(Customer.updated_at >= self._watermark - LOOKBACK)
-            rows = (await session.execute(query.limit(10_000))).all()
+            return await self._apply_changes(session)
+
+    async def _apply_changes(self, session: AsyncSession) -> int:
+        # Look back a little: a transaction that stamped updated_at before the watermark may
+        # commit after we read past it. Keyset pages, so a burst of changes (an import) is
+        # read through to the end instead of the same first page forever.
+        since = None if self._watermark is None else self._watermark - LOOKBACK
+        cursor: tuple[datetime, int] | None = None
+        changed = 0
+        while True:
+            query = select(*_COLUMNS).order_by(Customer.updated_at, Customer.id).limit(_PAGE)
+            if cursor is not None:
+                query = query.where(
+                    or_(
+                        Customer.updated_at > cursor[0],
+                        and_(Customer.updated_at == cursor[0], Customer.id > cursor[1]),
+                    )
+                )
+            elif since is not None:
+                query = query.where(Customer.updated_at >= since)
+            rows = (await session.execute(query)).all()
             for row in rows:
-                self.index.upsert(_indexed(tuple(row)))
+                if self._applied.get(row.id) != row.updated_at:
+                    self.index.upsert(_indexed(tuple(row)))
+                    self._applied[row.id] = row.updated_at
+                    changed += 1
                 if self._watermark is None or row.updated_at > self._watermark:
                     self._watermark = row.updated_at
-            self._last_refresh = time.monotonic()
-            return len(rows)
+            if len(rows) < _PAGE:
+                break
+            cursor = (rows[-1].updated_at, rows[-1].id)
+        if self._watermark is not None:
+            horizon = self._watermark - LOOKBACK
+            self._applied = {k: v for k, v in self._applied.items() if v >= horizon}
+        self._last_refresh = time.monotonic()
+        return changed
 
     def note(self, customer: Customer) -> None:
         """Index a customer this process just wrote, without waiting for the next refresh."""

@@ -86,7 +86,10 @@ def task_id(ctx: HandlerContext, kind: str) -> str:
     return f"{kind}-{digest}"
 
 
-def _is_clear(found: list[Found]) -> bool:
+def _is_clear(found: list[Found], purpose: str) -> bool:
+    """One clear winner; a write never goes to a customer found only by a fuzzy guess."""
+    if purpose != "show" and found[0].hit.kind == "fuzzy":
+        return False
     if len(found) == 1:
         return True
     first, second = found[0].hit, found[1].hit
@@ -108,7 +111,7 @@ async def resolve(
                 "customer/not_found", query=query, suggestions=[f.customer.name for f in near]
             )
         ]
-    if _is_clear(found):
+    if _is_clear(found, purpose):
         return await run(ctx, found[0].customer, purpose, payload)
     await state.remember(
         ctx,

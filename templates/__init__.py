@@ -13,7 +13,7 @@ TEMPLATE_DIR = Path(__file__).parent
 
 @lru_cache(maxsize=1)
 def environment() -> Environment:
-    env = Environment(
+    return Environment(
         loader=FileSystemLoader(str(TEMPLATE_DIR)),
         undefined=StrictUndefined,
         autoescape=False,  # WeCom text and markdown, not HTML
@@ -21,7 +21,6 @@ def environment() -> Environment:
         lstrip_blocks=True,
         keep_trailing_newline=False,
     )
-    return env
 
 
 def render(name: str, /, **variables: Any) -> str:

@@ -63,3 +63,34 @@ async def test_an_owner_change_moves_the_customer_out_of_the_old_owners_results(
         )
     assert await _names(search, org, "zhangsan", "张记") == []
     assert "上海张记贸易有限公司" in await _names(search, org, "qianqi", "张记")
+
+
+async def test_refresh_reads_through_a_burst_of_changes(org: Org, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """An import touches many rows at once: the refresh pages to the end, not one page forever."""
+    import crm_store.search as search_module
+
+    monkeypatch.setattr(search_module, "_PAGE", 3)
+    search = CustomerSearch(refresh_seconds=0)
+    assert await _names(search, org, "wushi", "批量") == []
+    async with org.sessions.begin() as session:
+        admin = await load_actor(session, "wushi")
+        assert admin is not None
+        for i in range(10):
+            await customers.create_customer(
+                session,
+                actor=admin,
+                name=f"批量导入{i}号有限公司",
+                now=org.clock.now(),
+                owner_id="wushi",
+            )
+    org.clock.advance(seconds=1)
+    async with org.sessions.begin() as session:
+        await customers.create_customer(
+            session,
+            actor=admin,
+            name="最后一家贸易有限公司",
+            now=org.clock.now(),
+            owner_id="wushi",
+        )
+    assert "最后一家贸易有限公司" in await _names(search, org, "wushi", "最后一家")
+    assert len(await _names(search, org, "wushi", "批量导入")) == 5  # the search limit
