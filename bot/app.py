@@ -96,7 +96,7 @@ async def build_runtime(
         token_cache=cache,
         clock=clock,
     )
-    search = CustomerSearch()
+    search = CustomerSearch(clock=clock)
     worker = InboxWorker(
         sessions=sessions,
         clock=clock,

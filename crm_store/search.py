@@ -16,10 +16,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_store import conversation
+from crm_store.clock import Clock, SystemClock
 from crm_store.customers import visible_ids
 from crm_store.models import Customer
 from crm_store.names import normalize_company_name
@@ -32,6 +33,7 @@ THREAD_THRESHOLD = 20_000  # above this many customers a search runs in a worker
 _LOAD_CHUNK = 20_000
 LOOKBACK = timedelta(seconds=5)
 _PAGE = 5_000
+RECONCILE_SECONDS = 60.0
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
@@ -65,16 +67,19 @@ _COLUMNS = (
 
 
 class CustomerSearch:
-    def __init__(self, *, refresh_seconds: float = 1.0) -> None:
+    def __init__(self, *, refresh_seconds: float = 1.0, clock: Clock | None = None) -> None:
         self.index = CustomerIndex()
         self.refresh_seconds = refresh_seconds
-        self._watermark: datetime | None = None
+        # When the last read began, on the clock that stamps customers.updated_at.
+        self._read_at: datetime | None = None
+        self._clock = clock or SystemClock()
         # Rows applied within the look-back window, so re-reading them does not re-index them.
         self._applied: dict[int, datetime] = {}
         self._loaded = asyncio.Event()
         self._load_lock = asyncio.Lock()
         self._refresh_lock = asyncio.Lock()
         self._last_refresh = 0.0
+        self._last_reconcile = time.monotonic()
 
     @property
     def loaded(self) -> bool:
@@ -98,8 +103,8 @@ class CustomerSearch:
             if self._loaded.is_set():
                 return len(self.index)
             started = time.perf_counter()
+            read_at = self._clock.now()
             rows: list[IndexedCustomer] = []
-            watermark: datetime | None = None
             last_id = 0
             while True:
                 async with sessions() as session:
@@ -113,13 +118,10 @@ class CustomerSearch:
                     ).all()
                 if not chunk:
                     break
-                for row in chunk:
-                    rows.append(_indexed(tuple(row)))
-                    if watermark is None or row.updated_at > watermark:
-                        watermark = row.updated_at
+                rows.extend(_indexed(tuple(row)) for row in chunk)
                 last_id = chunk[-1].id
             self.index = await asyncio.to_thread(CustomerIndex.build, rows)
-            self._watermark = watermark
+            self._read_at = read_at
             self._last_refresh = time.monotonic()
             self._loaded.set()
             log.info(
@@ -134,13 +136,46 @@ class CustomerSearch:
         if not force and time.monotonic() - self._last_refresh < self.refresh_seconds:
             return 0
         async with self._refresh_lock:
-            return await self._apply_changes(session)
+            changed = await self._apply_changes(session)
+            if time.monotonic() - self._last_reconcile >= RECONCILE_SECONDS:
+                changed += await self._reconcile(session)
+            return changed
+
+    async def _reconcile(self, session: AsyncSession) -> int:
+        """Catch what the look-back cannot: rows a long transaction (an import) stamped long
+        before it committed. A count that differs from the index's size means a rebuild."""
+        self._last_reconcile = time.monotonic()
+        total = int(await session.scalar(select(func.count()).select_from(Customer)) or 0)
+        if total == len(self.index):
+            return 0
+        log.info("customer index has %d of %d customers: rebuilding", len(self.index), total)
+        read_at = self._clock.now()
+        rows: list[IndexedCustomer] = []
+        last_id = 0
+        while True:
+            chunk = (
+                await session.execute(
+                    select(*_COLUMNS)
+                    .where(Customer.id > last_id)
+                    .order_by(Customer.id)
+                    .limit(_LOAD_CHUNK)
+                )
+            ).all()
+            if not chunk:
+                break
+            rows.extend(_indexed(tuple(row)) for row in chunk)
+            last_id = chunk[-1].id
+        self.index = await asyncio.to_thread(CustomerIndex.build, rows)
+        self._read_at = read_at
+        self._applied = {}
+        return len(rows)
 
     async def _apply_changes(self, session: AsyncSession) -> int:
-        # Look back a little: a transaction that stamped updated_at before the watermark may
-        # commit after we read past it. Keyset pages, so a burst of changes (an import) is
-        # read through to the end instead of the same first page forever.
-        since = None if self._watermark is None else self._watermark - LOOKBACK
+        # Everything stamped since the previous read began, minus a look-back: a transaction
+        # that stamped updated_at earlier may have committed after that read (and app servers'
+        # clocks may differ by a few seconds). Keyset pages read a burst through to the end.
+        read_at = self._clock.now()
+        since = None if self._read_at is None else self._read_at - LOOKBACK
         cursor: tuple[datetime, int] | None = None
         changed = 0
         while True:
@@ -155,20 +190,28 @@ class CustomerSearch:
             elif since is not None:
                 query = query.where(Customer.updated_at >= since)
             rows = (await session.execute(query)).all()
-            for row in rows:
-                if self._applied.get(row.id) != row.updated_at:
-                    self.index.upsert(_indexed(tuple(row)))
-                    self._applied[row.id] = row.updated_at
-                    changed += 1
-                if self._watermark is None or row.updated_at > self._watermark:
-                    self._watermark = row.updated_at
+            # A page of an import is thousands of upserts: off the event loop.
+            if len(rows) > 200:
+                changed += await asyncio.to_thread(self._apply_rows, rows)
+            else:
+                changed += self._apply_rows(rows)
             if len(rows) < _PAGE:
                 break
             cursor = (rows[-1].updated_at, rows[-1].id)
-        if self._watermark is not None:
-            horizon = self._watermark - LOOKBACK
+        self._read_at = read_at
+        horizon = read_at - LOOKBACK
+        if self._applied:
             self._applied = {k: v for k, v in self._applied.items() if v >= horizon}
         self._last_refresh = time.monotonic()
+        return changed
+
+    def _apply_rows(self, rows: Sequence[Any]) -> int:
+        changed = 0
+        for row in rows:
+            if self._applied.get(row.id) != row.updated_at:
+                self.index.upsert(_indexed(tuple(row)))
+                self._applied[row.id] = row.updated_at
+                changed += 1
         return changed
 
     def note(self, customer: Customer) -> None:

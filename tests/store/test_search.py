@@ -15,7 +15,7 @@ async def _names(search: CustomerSearch, org: Org, userid: str, query: str) -> l
 
 
 async def test_a_rep_finds_only_what_they_may_see(org: Org) -> None:
-    search = CustomerSearch(refresh_seconds=0)
+    search = CustomerSearch(refresh_seconds=0, clock=org.clock)
     assert "上海张记贸易有限公司" in await _names(search, org, "zhangsan", "张记")
     assert await _names(search, org, "qianqi", "张记") == []
     assert "上海张记贸易有限公司" in await _names(search, org, "wangjl", "zhangji")
@@ -24,13 +24,13 @@ async def test_a_rep_finds_only_what_they_may_see(org: Org) -> None:
 
 
 async def test_service_staff_find_every_customer_card(org: Org) -> None:
-    search = CustomerSearch(refresh_seconds=0)
+    search = CustomerSearch(refresh_seconds=0, clock=org.clock)
     for _owner, name in CUSTOMERS.values():
         assert name in await _names(search, org, "zhoujiu", name)
 
 
 async def test_suggestions_respect_scope_too(org: Org) -> None:
-    search = CustomerSearch(refresh_seconds=0)
+    search = CustomerSearch(refresh_seconds=0, clock=org.clock)
     async with org.sessions() as session:
         scope = await org.scope(session, "qianqi")
         near = await search.search(session, scope=scope, query="张记毛易", suggest=True)
@@ -39,7 +39,10 @@ async def test_suggestions_respect_scope_too(org: Org) -> None:
 
 async def test_a_customer_created_elsewhere_is_found_after_a_refresh(org: Org) -> None:
     """Two processes, two indexes: the second sees the first one's new customer."""
-    mine, theirs = CustomerSearch(refresh_seconds=0), CustomerSearch(refresh_seconds=0)
+    mine, theirs = (
+        CustomerSearch(refresh_seconds=0, clock=org.clock),
+        CustomerSearch(refresh_seconds=0, clock=org.clock),
+    )
     assert await _names(theirs, org, "wushi", "新来的") == []
     async with org.sessions.begin() as session:
         admin = await load_actor(session, "wushi")
@@ -54,7 +57,7 @@ async def test_a_customer_created_elsewhere_is_found_after_a_refresh(org: Org) -
 async def test_an_owner_change_moves_the_customer_out_of_the_old_owners_results(
     org: Org,
 ) -> None:
-    search = CustomerSearch(refresh_seconds=0)
+    search = CustomerSearch(refresh_seconds=0, clock=org.clock)
     assert "上海张记贸易有限公司" in await _names(search, org, "zhangsan", "张记")
     org.clock.advance(seconds=5)
     async with org.sessions.begin() as session:
@@ -70,7 +73,7 @@ async def test_refresh_reads_through_a_burst_of_changes(org: Org, monkeypatch) -
     import crm_store.search as search_module
 
     monkeypatch.setattr(search_module, "_PAGE", 3)
-    search = CustomerSearch(refresh_seconds=0)
+    search = CustomerSearch(refresh_seconds=0, clock=org.clock)
     assert await _names(search, org, "wushi", "批量") == []
     async with org.sessions.begin() as session:
         admin = await load_actor(session, "wushi")
@@ -94,3 +97,25 @@ async def test_refresh_reads_through_a_burst_of_changes(org: Org, monkeypatch) -
         )
     assert "最后一家贸易有限公司" in await _names(search, org, "wushi", "最后一家")
     assert len(await _names(search, org, "wushi", "批量导入")) == 5  # the search limit
+
+
+async def test_a_long_transactions_rows_are_caught_by_reconciliation(
+    org: Org, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    """An import stamps its rows when it starts and commits much later, behind the look-back."""
+    import crm_store.search as search_module
+
+    search = CustomerSearch(refresh_seconds=0, clock=org.clock)
+    assert await _names(search, org, "wushi", "迟到") == []
+    stamped = org.clock.now()
+    org.clock.advance(minutes=5)
+    assert await _names(search, org, "wushi", "迟到") == []  # the index has read past `stamped`
+    async with org.sessions.begin() as session:
+        admin = await load_actor(session, "wushi")
+        assert admin is not None
+        await customers.create_customer(
+            session, actor=admin, name="迟到的导入有限公司", now=stamped, owner_id="wushi"
+        )
+    assert await _names(search, org, "wushi", "迟到") == []  # invisible to the look-back
+    monkeypatch.setattr(search_module, "RECONCILE_SECONDS", 0.0)
+    assert "迟到的导入有限公司" in await _names(search, org, "wushi", "迟到")
