@@ -8,9 +8,11 @@ a refresh interval. Every result is re-read through the actor's scope before any
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -33,6 +35,8 @@ THREAD_THRESHOLD = 20_000  # above this many customers a search runs in a worker
 _LOAD_CHUNK = 20_000
 LOOKBACK = timedelta(seconds=5)
 _PAGE = 5_000
+# One search thread: more would only fight the event loop for the GIL and stall it longer.
+_SEARCH_THREAD = ThreadPoolExecutor(max_workers=1, thread_name_prefix="customer-search")
 RECONCILE_SECONDS = 60.0
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -121,13 +125,17 @@ class CustomerSearch:
                 rows.extend(_indexed(tuple(row)) for row in chunk)
                 last_id = chunk[-1].id
             self.index = await asyncio.to_thread(CustomerIndex.build, rows)
+            del rows
+            _settle_heap()
             self._read_at = read_at
             self._last_refresh = time.monotonic()
             self._loaded.set()
             log.info(
-                "customer index: %d customers in %.1fs", len(rows), time.perf_counter() - started
+                "customer index: %d customers in %.1fs",
+                len(self.index),
+                time.perf_counter() - started,
             )
-            return len(rows)
+            return len(self.index)
 
     async def refresh(self, session: AsyncSession, *, force: bool = False) -> int:
         """Apply customers changed since the watermark; cheap when nothing changed."""
@@ -166,9 +174,11 @@ class CustomerSearch:
             rows.extend(_indexed(tuple(row)) for row in chunk)
             last_id = chunk[-1].id
         self.index = await asyncio.to_thread(CustomerIndex.build, rows)
+        del rows
+        _settle_heap()
         self._read_at = read_at
         self._applied = {}
-        return len(rows)
+        return len(self.index)
 
     async def _apply_changes(self, session: AsyncSession) -> int:
         # Everything stamped since the previous read began, minus a look-back: a transaction
@@ -260,7 +270,11 @@ class CustomerSearch:
                 query, allowed=allowed, owner_id=owner, learned=learned, limit=limit
             )
 
-        hits = await asyncio.to_thread(run) if len(self.index) > THREAD_THRESHOLD else run()
+        if len(self.index) > THREAD_THRESHOLD:
+            loop = asyncio.get_running_loop()
+            hits = await loop.run_in_executor(_SEARCH_THREAD, run)
+        else:
+            hits = run()
         return await self._load_visible(session, scope, hits)
 
     async def _load_visible(
@@ -274,6 +288,13 @@ class CustomerSearch:
         ).all()
         by_id = {c.id: c for c in rows}
         return [Found(by_id[h.id], h) for h in hits if h.id in by_id]
+
+
+def _settle_heap() -> None:
+    """Move the freshly built index out of the collector's sight: a full collection walking
+    millions of long-lived objects would otherwise stall the event loop for tens of ms."""
+    gc.collect()
+    gc.freeze()
 
 
 def learned_key(query: str) -> str:
