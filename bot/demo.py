@@ -40,6 +40,12 @@ DEMO_PEOPLE = [
     ("zhoujiu", "周九", [5], [0], "客服"),
     ("admin", "吴管理员", [1], [0], "IT 管理员"),
 ]
+DEMO_LEADERS = {
+    "lizz": ["wangjl"],
+    "zhangsan": ["lizz"],
+    "zhaoliu": ["lizz"],
+    "qianqi": ["wangjl"],
+}
 
 
 @dataclass(frozen=True)
@@ -68,7 +74,14 @@ def demo_simulator(creds: DemoCredentials) -> WeComSimulator:
         leaders = [p[0] for p in DEMO_PEOPLE if dept_id in p[2] and p[3][p[2].index(dept_id)]]
         sim.add_department(dept_id, name, parent, leaders=leaders)
     for userid, name, departments, leader_flags, position in DEMO_PEOPLE:
-        sim.add_user(userid, name, departments, is_leader_in_dept=leader_flags, position=position)
+        sim.add_user(
+            userid,
+            name,
+            departments,
+            is_leader_in_dept=leader_flags,
+            position=position,
+            direct_leader=DEMO_LEADERS.get(userid, []),
+        )
     return sim
 
 

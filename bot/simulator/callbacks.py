@@ -22,7 +22,9 @@ FieldValue = str | int | Sequence[Any] | Mapping[str, Any]
 # Events sent without an AgentID: contact changes come from 'sys' (doc 90240 samples) [U]
 _NO_AGENT_EVENTS = frozenset({"change_contact", "change_external_contact", "change_external_chat"})
 _ITEM_NAMES = {"PicList": "item"}
-_msg_ids = itertools.count(7_300_000_000_000_000_001)
+# MsgIds are unique across WeCom, so across simulator runs too: a demo restarted on the same
+# database must not have its new messages taken for retries of old ones.
+_msg_ids = itertools.count(7_000_000_000_000_000_000 + secrets.randbelow(10**15) * 10**3)
 
 
 def _cdata(text: str) -> str:
