@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from bot.cache import Cache, Notifier, RedisCache, make_cache
 from bot.callback import CallbackState, add_routes, callback_state_key
 from bot.crypto import WeComCrypto
+from bot.directory import contact_change_handler
 from bot.relay import OutboxRelay
 from bot.scheduler import Scheduler
 from bot.settings import Settings
@@ -105,6 +106,7 @@ async def build_runtime(
         dispatch=dispatch,
         actor_loader=actor_loader_factory(client, sessions) if actor_loader_factory else None,
         search=search,
+        on_contact_change=contact_change_handler(client, sessions, clock),
         concurrency=1 if engine.dialect.name == "sqlite" else 4,
     )
     relay = OutboxRelay(sessions=sessions, client=client, clock=clock, notifier=notifier)

@@ -16,13 +16,20 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.wecom_client import WeComClient, WeComError, WeComTransportError
-from crm_store import config_data, staff
+from crm_store import audit, config_data, staff
 from crm_store.clock import Clock, SystemClock
 from crm_store.models.audit import AuditEntry
 from crm_store.models.org import Role, Staff, StaffDepartment
 from crm_store.scope import Actor, load_actor
+from handlers.inbound import ContactChange
 
-__all__ = ["SyncError", "SyncReport", "actor_loader_factory", "sync_directory"]
+__all__ = [
+    "SyncError",
+    "SyncReport",
+    "actor_loader_factory",
+    "contact_change_handler",
+    "sync_directory",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -353,3 +360,62 @@ def actor_loader_factory(
             return await load_actor(session, member.userid)
 
     return load
+
+
+_PERSON_CHANGES = frozenset({"create_user", "update_user", "delete_user"})
+_NOT_IN_WECOM = frozenset({46004, 60111})
+
+
+def contact_change_handler(
+    client: WeComClient,
+    sessions: async_sessionmaker[AsyncSession],
+    clock: Clock | None = None,
+) -> Callable[[ContactChange], Awaitable[None]]:
+    """Apply WeCom's change_contact pushes for one person at once, so a move, a new leader
+    or a leaver changes what people see before the next full sync."""
+    clock = clock or SystemClock()
+
+    async def apply(change: ContactChange) -> None:
+        userid = change.changed_user_id
+        if not userid or change.change_type not in _PERSON_CHANGES:
+            return
+        data: dict[str, Any] | None = None
+        if change.change_type != "delete_user":
+            try:
+                data = await client.get_user(userid)
+            except WeComError as exc:
+                if exc.errcode not in _NOT_IN_WECOM:
+                    logger.warning("user/get after change_contact failed (%s)", exc.errcode)
+                    return
+            except WeComTransportError as exc:
+                logger.warning("user/get after change_contact failed (%s)", exc.reason)
+                return
+        now = clock.now()
+        async with sessions.begin() as session:
+            if data is None:
+                await _deactivate(session, userid, now=now)
+                return
+            member = _member(data, {})
+            await _upsert_member(session, member, now=now)
+            await _apply_roles(session, [member], now=now, report=SyncReport())
+
+    return apply
+
+
+async def _deactivate(session: AsyncSession, userid: str, *, now: datetime) -> None:
+    person = await staff.get_staff(session, userid)
+    if person is None or not person.active:
+        return
+    person.active = False
+    person.updated_at = now
+    await audit.record(
+        session,
+        actor_id=staff.SYNC_ACTOR,
+        action="staff.deactivate",
+        entity="staff",
+        entity_id=userid,
+        before={"active": True},
+        after={"active": False},
+        source_key=None,
+        now=now,
+    )

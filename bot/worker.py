@@ -27,7 +27,7 @@ from crm_store.inbox import ClaimedMessage, LeaseLost
 from crm_store.scope import Actor
 from crm_store.search import CustomerSearch
 from handlers.context import HandlerContext
-from handlers.inbound import Inbound
+from handlers.inbound import ContactChange, Inbound
 from handlers.replies import Reply
 
 log = logging.getLogger(__name__)
@@ -71,6 +71,7 @@ class InboxWorker:
         dispatch: Dispatch,
         actor_loader: ActorLoader | None = None,
         search: CustomerSearch | None = None,
+        on_contact_change: Callable[[ContactChange], Awaitable[None]] | None = None,
         worker_id: str | None = None,
         lease: timedelta = timedelta(seconds=60),
         max_attempts: int = 3,
@@ -84,6 +85,7 @@ class InboxWorker:
         self.dispatch = dispatch
         self.actor_loader = actor_loader
         self.search = search
+        self.on_contact_change = on_contact_change
         self.worker_id = worker_id or default_worker_id("worker")
         self.lease = lease
         self.max_attempts = max_attempts
@@ -118,6 +120,11 @@ class InboxWorker:
                     session, message=message, now=self.clock.now(), error=f"unparseable: {exc}"
                 )
             return
+        if isinstance(inbound, ContactChange) and self.on_contact_change is not None:
+            try:
+                await self.on_contact_change(inbound)
+            except Exception:  # the nightly sync repairs what a failed push left behind
+                log.exception("applying change_contact failed")
         try:
             # Resolved before the business transaction: it may ask WeCom about a newcomer.
             actor = await self.actor_loader(inbound.user_id) if self.actor_loader else None

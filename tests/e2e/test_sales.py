@@ -302,3 +302,33 @@ async def test_a_newcomer_is_fetched_from_wecom_on_first_message(make_bot: Any) 
     assert bot.sim.calls["user/get"] == 1
     await bot.say("newbie", "待办")
     assert bot.sim.calls["user/get"] == 1  # known from now on
+
+
+async def test_change_contact_pushes_update_people_at_once(crm: BotHarness) -> None:
+    """WeCom tells us 钱七 moved to 销售一组 and later left: scopes follow without a sync."""
+    from crm_store.models import Staff, StaffDepartment
+
+    crm.sim.remove_user("qianqi")
+    crm.sim.add_department(3, "销售一组", 1)
+    crm.sim.add_user("qianqi", "钱七七", [3], direct_leader=["wangjl"])
+    status, _ = await crm.sim.send_event(
+        "sys", "change_contact", ChangeType="update_user", UserID="qianqi"
+    )
+    assert status == 200
+    await crm.drain()
+    async with crm.runtime.sessions() as session:
+        person = await session.get(Staff, "qianqi")
+        departments = set(
+            await session.scalars(
+                select(StaffDepartment.department_id).where(StaffDepartment.userid == "qianqi")
+            )
+        )
+    assert person is not None and person.name == "钱七七" and departments == {3}
+
+    await crm.sim.send_event("sys", "change_contact", ChangeType="delete_user", UserID="qianqi")
+    await crm.drain()
+    async with crm.runtime.sessions() as session:
+        person = await session.get(Staff, "qianqi")
+    assert person is not None and person.active is False
+    [answer] = await crm.say("qianqi", "查 字节")
+    assert "通讯录" in answer  # a leaver no longer reads the CRM
