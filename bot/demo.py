@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from bot.app import Runtime, create_app, runtime_key
+from bot.directory import actor_loader_factory, sync_directory
 from bot.settings import Settings, load_settings
 from bot.simulator import WeComSimulator
 from crm_store.clock import SystemClock
@@ -111,7 +112,7 @@ async def run_demo(
             WECRM_DATABASE_URL=database_url,
             WECRM_REDIS_URL="",
         )
-        app = create_app(settings, role="all", actor_loader_factory=_actor_loader_factory())
+        app = create_app(settings, role="all", actor_loader_factory=actor_loader_factory)
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
         site = web.TCPSite(runner, host, port)
@@ -127,15 +128,7 @@ async def run_demo(
             await sim.close()
 
 
-def _actor_loader_factory():  # type: ignore[no-untyped-def]
-    from bot.directory import actor_loader_factory
-
-    return actor_loader_factory
-
-
 async def _sync_directory(runtime: Runtime) -> None:
-    from bot.directory import sync_directory
-
     await sync_directory(runtime.client, runtime.sessions, now=runtime.clock.now())
 
 
