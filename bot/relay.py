@@ -11,7 +11,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from datetime import timedelta
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta
 
 import aiohttp
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -43,6 +44,7 @@ CONFIG_ERRORS = {
 RATE_LIMITED = 45009  # back off at least a minute (the minute window, §4.7)
 DUPLICATE_CHECK_SECONDS = 1800  # §4.2: default window; covers our longest retry gap
 WINDOW = timedelta(seconds=60)
+Outcome = Callable[[AsyncSession], Awaitable[None]]
 
 
 class OutboxRelay:
@@ -81,39 +83,46 @@ class OutboxRelay:
         return timedelta(seconds=max(minimum, self._rng.uniform(ceiling / 2, ceiling)))
 
     async def process_batch(self) -> int:
-        """Send what is due now (one message per recipient at a time); returns how many."""
-        async with self.sessions.begin() as session:
-            claimed = await outbox.claim_due(
-                session,
-                relay_id=self.relay_id,
-                now=self.clock.now(),
-                lease=self.lease,
-                limit=self.batch,
-            )
-        if claimed:
-            await asyncio.gather(*(self._send_guarded(reply) for reply in claimed))
-        return len(claimed)
+        """Send what is due now (one message per recipient at a time); returns how many.
 
-    async def _send_guarded(self, reply: ClaimedReply) -> None:
-        async with self._semaphore:
-            try:
-                await self.send(reply)
-            except Exception:  # never lose the batch over one row; its lease will expire
-                log.exception("relay failed on outbox %s", reply.id)
-
-    async def send(self, reply: ClaimedReply) -> None:
+        Three short transactions per batch, not per message: claim (with each recipient's
+        pacing window), the sends, then every outcome at once. A crash before the last one
+        leaves the rows leased; whoever takes them next sends with WeCom's duplicate check.
+        """
         now = self.clock.now()
         async with self.sessions.begin() as session:
-            recent = await outbox.sent_since(session, to_user=reply.to_user, since=now - WINDOW)
-            if len(recent) >= self.per_user_per_minute:
-                await outbox.reschedule(
-                    session,
-                    reply=reply,
-                    at=recent[0] + WINDOW,
-                    error="paced: per-user minute limit",
-                    count_attempt=False,
-                )
-                return
+            claimed = await outbox.claim_due(
+                session, relay_id=self.relay_id, now=now, lease=self.lease, limit=self.batch
+            )
+            windows = await outbox.sent_windows(
+                session, users={r.to_user for r in claimed}, since=now - WINDOW
+            )
+        if not claimed:
+            return 0
+        outcomes = await asyncio.gather(
+            *(self._send_guarded(reply, windows.get(reply.to_user, [])) for reply in claimed)
+        )
+        async with self.sessions.begin() as session:
+            for apply in outcomes:
+                if apply is not None:
+                    await apply(session)
+        return len(claimed)
+
+    async def _send_guarded(self, reply: ClaimedReply, recent: list[datetime]) -> Outcome | None:
+        async with self._semaphore:
+            try:
+                return await self.send(reply, recent)
+            except Exception:  # never lose the batch over one row; its lease will expire
+                log.exception("relay failed on outbox %s", reply.id)
+                return None
+
+    async def send(self, reply: ClaimedReply, recent: list[datetime]) -> Outcome:
+        """Send one message; returns the write that records what happened."""
+        if len(recent) >= self.per_user_per_minute:
+            at = recent[0] + WINDOW
+            return lambda s: outbox.reschedule(
+                s, reply=reply, at=at, error="paced: per-user minute limit", count_attempt=False
+            )
         payload = dict(reply.payload)
         if reply.uncertain:
             payload["enable_duplicate_check"] = 1
@@ -121,47 +130,37 @@ class OutboxRelay:
         try:
             result = await self.client.send_message(payload)
         except WeComError as exc:
-            await self._on_wecom_error(reply, exc)
-            return
+            return self._on_wecom_error(reply, exc)
         except (TimeoutError, aiohttp.ClientError) as exc:
-            await self._retry(reply, f"transport: {type(exc).__name__}", uncertain=True)
-            return
-        async with self.sessions.begin() as session:
-            await outbox.mark_sent(
-                session,
-                reply=reply,
-                now=self.clock.now(),
-                wecom_msgid=str(result.get("msgid") or "") or None,
-                response_code=str(result.get("response_code") or "") or None,
-            )
+            return self._retry(reply, f"transport: {type(exc).__name__}", uncertain=True)
         if result.get("invaliduser"):
             log.warning("WeCom reported invalid recipients for outbox %s", reply.id)
+        sent_at = self.clock.now()
+        msgid = str(result.get("msgid") or "") or None
+        code = str(result.get("response_code") or "") or None
+        return lambda s: outbox.mark_sent(
+            s, reply=reply, now=sent_at, wecom_msgid=msgid, response_code=code
+        )
 
-    async def _on_wecom_error(self, reply: ClaimedReply, exc: WeComError) -> None:
+    def _on_wecom_error(self, reply: ClaimedReply, exc: WeComError) -> Outcome:
         if exc.errcode in CONFIG_ERRORS:
             reason = f"errcode {exc.errcode}: {CONFIG_ERRORS[exc.errcode]}"
             log.error("dead-lettered outbox %s: %s", reply.id, reason)
-            async with self.sessions.begin() as session:
-                await outbox.mark_dead(session, reply=reply, now=self.clock.now(), reason=reason)
-            return
+            now = self.clock.now()
+            return lambda s: outbox.mark_dead(s, reply=reply, now=now, reason=reason)
         minimum = 60.0 if exc.errcode == RATE_LIMITED else 1.0
-        await self._retry(reply, f"errcode {exc.errcode}", minimum=minimum)
+        return self._retry(reply, f"errcode {exc.errcode}", minimum=minimum)
 
-    async def _retry(
+    def _retry(
         self, reply: ClaimedReply, error: str, *, uncertain: bool = False, minimum: float = 1.0
-    ) -> None:
-        async with self.sessions.begin() as session:
-            if reply.attempts >= self.max_attempts:
-                await outbox.mark_dead(
-                    session,
-                    reply=reply,
-                    now=self.clock.now(),
-                    reason=f"gave up after {reply.attempts} attempts: {error}",
-                )
-                log.error("dead-lettered outbox %s after %s attempts", reply.id, reply.attempts)
-                return
-            at = self.clock.now() + self.backoff(reply.attempts, minimum)
-            await outbox.reschedule(session, reply=reply, at=at, error=error, uncertain=uncertain)
+    ) -> Outcome:
+        now = self.clock.now()
+        if reply.attempts >= self.max_attempts:
+            log.error("dead-lettered outbox %s after %s attempts", reply.id, reply.attempts)
+            reason = f"gave up after {reply.attempts} attempts: {error}"
+            return lambda s: outbox.mark_dead(s, reply=reply, now=now, reason=reason)
+        at = now + self.backoff(reply.attempts, minimum)
+        return lambda s: outbox.reschedule(s, reply=reply, at=at, error=error, uncertain=uncertain)
 
     async def run_until_idle(self, limit: int = 100_000) -> int:
         """Send everything due now (tests and benchmarks); stops when only future work is left."""

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, exists, func, or_, select, update
+from sqlalchemy import ColumnElement, and_, case, exists, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
@@ -92,6 +92,10 @@ async def claim_due(
                 lease_owner=relay_id,
                 lease_until=now + lease,
                 attempts=OutboxMessage.attempts + 1,
+                # Taken over from a relay that died mid-send: it may have reached WeCom.
+                uncertain=case(
+                    (OutboxMessage.status == OUTBOX_SENDING, True), else_=OutboxMessage.uncertain
+                ),
             )
             .returning(OutboxMessage)
         )
@@ -181,6 +185,28 @@ async def mark_dead(
             last_error=reason[:4000],
         )
     )
+
+
+async def sent_windows(
+    session: AsyncSession, *, users: set[str], since: datetime
+) -> dict[str, list[datetime]]:
+    """Each recipient's send times since `since`, oldest first: pacing for a whole batch."""
+    if not users:
+        return {}
+    rows = await session.execute(
+        select(OutboxMessage.to_user, OutboxMessage.sent_at)
+        .where(
+            OutboxMessage.to_user.in_(sorted(users)),
+            OutboxMessage.status == OUTBOX_SENT,
+            OutboxMessage.sent_at >= since,
+        )
+        .order_by(OutboxMessage.sent_at)
+    )
+    windows: dict[str, list[datetime]] = {}
+    for to_user, sent_at in rows.all():
+        if sent_at is not None:
+            windows.setdefault(to_user, []).append(sent_at)
+    return windows
 
 
 async def sent_since(session: AsyncSession, *, to_user: str, since: datetime) -> list[datetime]:

@@ -155,3 +155,24 @@ async def test_relay_skips_nothing_when_two_relays_share_the_outbox(
     await asyncio.gather(bot.runtime.relay.run_until_idle(), other.run_until_idle())
     await bot.runtime.relay.run_until_idle()
     assert bot.sim.texts_to("zhangsan") == [f"m{i}" for i in range(10)]
+
+
+async def test_a_relay_that_dies_after_sending_is_not_seen_twice(bot: BotHarness) -> None:
+    """Sent to WeCom, then the process died before recording it: the next relay retries
+    with WeCom's duplicate check, so the person still sees one copy."""
+    from datetime import timedelta
+
+    from crm_store import outbox
+
+    await owe(bot, "zhangsan", ["只会看到一次"])
+    async with bot.runtime.sessions.begin() as session:
+        [claimed] = await outbox.claim_due(
+            session, relay_id="doomed", now=bot.clock.now(), lease=timedelta(seconds=60), limit=10
+        )
+    await bot.runtime.relay.send(claimed, [])  # delivered; the outcome is never written
+    bot.clock.advance(seconds=61)
+    await bot.runtime.relay.run_until_idle()
+    [row] = await rows(bot)
+    assert row.status == "sent" and row.uncertain
+    assert bot.sim.texts_to("zhangsan") == ["只会看到一次"]
+    assert len(bot.sim.deduplicated) == 1
