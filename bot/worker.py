@@ -24,7 +24,7 @@ from bot.wire import WireError, to_inbound
 from crm_store import inbox, outbox
 from crm_store.clock import Clock
 from crm_store.inbox import ClaimedMessage, LeaseLost
-from crm_store.scope import Actor
+from crm_store.scope import Actor, load_actor
 from crm_store.search import CustomerSearch
 from handlers.context import HandlerContext
 from handlers.inbound import ContactChange, Inbound
@@ -84,6 +84,7 @@ class InboxWorker:
         self.notifier = notifier
         self.dispatch = dispatch
         self.actor_loader = actor_loader
+        self._known: set[str] = set()
         self.search = search
         self.on_contact_change = on_contact_change
         self.worker_id = worker_id or default_worker_id("worker")
@@ -126,9 +127,11 @@ class InboxWorker:
             except Exception:  # the nightly sync repairs what a failed push left behind
                 log.exception("applying change_contact failed")
         try:
-            # Resolved before the business transaction: it may ask WeCom about a newcomer.
-            actor = await self.actor_loader(inbound.user_id) if self.actor_loader else None
+            await self._meet(inbound.user_id)
             async with self.sessions.begin() as session:
+                # Read fresh in the message's own transaction: a move, a new leader or a
+                # departure applies to the very next message.
+                actor = await load_actor(session, inbound.user_id) if self.actor_loader else None
                 ctx = HandlerContext(
                     session=session,
                     message=inbound,
@@ -152,6 +155,14 @@ class InboxWorker:
         finally:
             self.processed += 1
         await self.notifier.notify(OUTBOX_CHANNEL)
+
+    async def _meet(self, user_id: str) -> None:
+        """First message from someone this worker has not seen: let the loader fetch them from
+        WeCom if needed, outside any transaction (on SQLite it would hold up every ack)."""
+        if self.actor_loader is None or user_id in self._known:
+            return
+        if await self.actor_loader(user_id) is not None:
+            self._known.add(user_id)
 
     async def _fail(self, message: ClaimedMessage, inbound: Inbound, exc: Exception) -> None:
         """Roll back was done; record the error and tell the person, in one transaction."""
