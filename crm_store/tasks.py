@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from enum import StrEnum
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import RowMapping, func, or_, select, update
@@ -125,7 +126,7 @@ async def refresh_followup_times(
 # Reads ----------------------------------------------------------------------------------------
 
 
-_TODO_COLUMNS = (
+_OPEN_TASK_COLUMNS = (
     Task.id,
     Task.title,
     Task.due_at,
@@ -157,7 +158,7 @@ async def todos(
 ) -> list[TodoItem]:
     """Overdue first, then the rest of today (company day), then undated: the 待办 list order."""
     query = (
-        select(*_TODO_COLUMNS)
+        select(*_OPEN_TASK_COLUMNS)
         .outerjoin(Customer, Customer.id == Task.customer_id)
         .where(
             Task.owner_id == owner_id,
@@ -172,7 +173,7 @@ async def todos(
 
 async def _todo_item(session: AsyncSession, task_id: int, now: datetime) -> TodoItem | None:
     query = (
-        select(*_TODO_COLUMNS)
+        select(*_OPEN_TASK_COLUMNS)
         .outerjoin(Customer, Customer.id == Task.customer_id)
         .where(Task.id == task_id)
     )
@@ -300,21 +301,43 @@ async def complete_task(
         return TaskChange(outcome, await _todo_item(session, task_id, now))
     before = audit.snapshot(task, _TASK_FIELDS)
     task.done_at = now
+    await _record_change(
+        session,
+        task,
+        before=before,
+        action="task.done",
+        owner_id=owner_id,
+        source_key=source_key,
+        now=now,
+    )
+    return TaskChange(TaskOutcome.DONE, await _todo_item(session, task_id, now))
+
+
+async def _record_change(
+    session: AsyncSession,
+    task: Task,
+    *,
+    before: dict[str, Any],
+    action: str,
+    owner_id: str,
+    source_key: str,
+    now: datetime,
+) -> None:
+    """After a task changed: its customer's next follow-up time, then the audit row."""
     await session.flush()
     if task.customer_id is not None:
         await refresh_followup_times(session, task.customer_id)
     await audit.record(
         session,
         actor_id=owner_id,
-        action="task.done",
+        action=action,
         entity="task",
-        entity_id=task_id,
+        entity_id=task.id,
         before=before,
         after=audit.snapshot(task, _TASK_FIELDS),
         source_key=source_key,
         now=now,
     )
-    return TaskChange(TaskOutcome.DONE, await _todo_item(session, task_id, now))
 
 
 async def postpone_task(
@@ -338,17 +361,12 @@ async def postpone_task(
         return TaskChange(TaskOutcome.ALREADY_DONE, await _todo_item(session, task_id, now))
     before = audit.snapshot(task, _TASK_FIELDS)
     task.due_at = due_at
-    await session.flush()
-    if task.customer_id is not None:
-        await refresh_followup_times(session, task.customer_id)
-    await audit.record(
+    await _record_change(
         session,
-        actor_id=owner_id,
-        action="task.postpone",
-        entity="task",
-        entity_id=task_id,
+        task,
         before=before,
-        after=audit.snapshot(task, _TASK_FIELDS),
+        action="task.postpone",
+        owner_id=owner_id,
         source_key=source_key,
         now=now,
     )

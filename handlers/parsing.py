@@ -124,7 +124,7 @@ def _is_workday(d: date) -> bool:
     """Chinese working day, 调休 included; Mon-Fri minus fixed holidays beyond the data."""
     try:
         return bool(chinese_calendar.is_workday(d))
-    except NotImplementedError:
+    except NotImplementedError:  # chinesecalendar has no data for this year yet
         return d.weekday() < 5 and (d.month, d.day) not in _FIXED_HOLIDAYS
 
 

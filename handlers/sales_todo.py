@@ -36,7 +36,7 @@ POSTPONE_USAGE = "推迟 <序号> <时间>"
 @needs_actor
 async def show_todos(ctx: HandlerContext, _argument: str) -> list[Reply]:
     items = await tasks.todos(ctx.session, owner_id=ctx.user_id, now=ctx.now(), tz=ctx.tz)
-    await state.remember(ctx, state.TODO_LIST, {"tasks": [i.task_id for i in items]})
+    await state.remember(ctx, state.TASK_LIST, {"tasks": [i.task_id for i in items]})
     if not items:
         return [ctx.reply("sales/todos_empty")]
     replies = [ctx.reply("sales/todos", items=[_line(ctx, i) for i in items])]
@@ -67,7 +67,7 @@ def _line(ctx: HandlerContext, item: TodoItem) -> dict[str, object]:
 
 
 async def _task_for(ctx: HandlerContext, number: int) -> int | None:
-    listed = await state.recall(ctx, state.TODO_LIST)
+    listed = await state.recall(ctx, state.TASK_LIST)
     if listed is None:
         return None
     ids: list[int] = list(listed["tasks"])

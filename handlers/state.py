@@ -11,7 +11,7 @@ from handlers.context import HandlerContext
 PENDING = "pending"  # a numbered choice waiting for "2" or a tap
 LAST_CUSTOMER = "last_customer"  # the customer shown last: "跟进 ..." may refer to it
 UNDO = "undo"  # the follow-up that may still be undone
-TODO_LIST = "todo_list"  # the numbers of the last 待办 list
+TASK_LIST = "task_list"  # the task ids behind the numbers of the last 待办 list
 CONFIRM_NEW = "confirm_new"  # a new customer waiting for "确认" after a duplicate warning
 LOST_REASON = "lost_reason"  # a deal waiting for the reason it was lost
 
@@ -19,7 +19,7 @@ TTL = {
     PENDING: timedelta(minutes=10),
     LAST_CUSTOMER: timedelta(minutes=30),
     UNDO: timedelta(minutes=10),
-    TODO_LIST: timedelta(hours=12),
+    TASK_LIST: timedelta(hours=12),
     CONFIRM_NEW: timedelta(minutes=10),
     LOST_REASON: timedelta(minutes=10),
 }
