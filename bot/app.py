@@ -19,14 +19,14 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from bot.cache import Cache, Notifier, RedisCache, make_cache
-from bot.callback import CallbackState, add_routes, callback_state_key
-from bot.crypto import WeComCrypto
-from bot.directory import contact_change_handler
-from bot.relay import OutboxRelay
-from bot.scheduler import Scheduler
+from bot.gateway.callback import CallbackState, add_routes, callback_state_key
+from bot.gateway.crypto import WeComCrypto
+from bot.runtime.relay import OutboxRelay
+from bot.runtime.scheduler import Scheduler
+from bot.runtime.worker import ActorLoader, InboxWorker
 from bot.settings import Settings
-from bot.wecom_client import WeComClient
-from bot.worker import ActorLoader, InboxWorker
+from bot.wecom.client import WeComClient
+from bot.wecom.directory import contact_change_handler
 from crm_store.clock import Clock, SystemClock
 from crm_store.search import CustomerSearch
 from crm_store.session import create_engine, session_factory

@@ -18,9 +18,9 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from bot.app import Runtime, create_app, runtime_key
-from bot.directory import actor_loader_factory, sync_directory
 from bot.settings import Settings, load_settings
 from bot.simulator import WeComSimulator
+from bot.wecom.directory import actor_loader_factory, sync_directory
 from crm_store.clock import SystemClock
 
 DEMO_AGENT_ID = 1000002

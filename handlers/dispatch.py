@@ -4,20 +4,16 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from handlers import (
-    help as help_commands,
-)
-from handlers import (
-    sales_customers,
-    sales_deals,
-    sales_followup,
-    sales_lookup,
-    sales_todo,
-)
-from handlers.context import HandlerContext
-from handlers.inbound import Inbound
-from handlers.replies import Reply
-from handlers.routing import Dispatcher
+from handlers import help as help_commands
+from handlers.kit.context import HandlerContext
+from handlers.kit.inbound import Inbound
+from handlers.kit.replies import Reply
+from handlers.kit.routing import Dispatcher
+from handlers.sales import customers as sales_customers
+from handlers.sales import deals as sales_deals
+from handlers.sales import followup as sales_followup
+from handlers.sales import lookup as sales_lookup
+from handlers.sales import todo as sales_todo
 
 
 @lru_cache(maxsize=1)

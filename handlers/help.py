@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from handlers.context import HandlerContext
-from handlers.inbound import Inbound, OtherMessage
-from handlers.replies import Reply
-from handlers.routing import Command, Router
+from handlers.kit.context import HandlerContext
+from handlers.kit.inbound import Inbound, OtherMessage
+from handlers.kit.replies import Reply
+from handlers.kit.routing import Command, Router
 
 router = Router(name=__name__)
 

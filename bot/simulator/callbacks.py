@@ -13,7 +13,7 @@ from xml.etree import ElementTree
 import aiohttp
 from yarl import URL
 
-from bot.crypto import WeComCrypto
+from bot.gateway.crypto import WeComCrypto
 from crm_store.clock import Clock
 
 __all__ = ["CallbackSender", "build_xml"]

@@ -12,8 +12,8 @@ from urllib.parse import quote
 
 from sqlalchemy import func, select
 
+from bot.runtime.worker import InboxWorker
 from bot.simulator import WeComSimulator
-from bot.worker import InboxWorker
 from crm_store.models import InboxMessage, OutboxMessage
 from tests.e2e.conftest import CORP_ID, BotHarness
 

@@ -6,9 +6,9 @@ from typing import Any
 
 from sqlalchemy import select
 
-from bot.worker import enqueue_replies
+from bot.runtime.worker import enqueue_replies
 from crm_store.models import OutboxMessage
-from handlers.replies import Reply
+from handlers.kit.replies import Reply
 from tests.e2e.conftest import BotHarness
 
 
@@ -140,7 +140,7 @@ async def test_invalid_recipient_dead_letters_instead_of_retrying(bot: BotHarnes
 async def test_relay_skips_nothing_when_two_relays_share_the_outbox(
     bot: BotHarness, make_bot: Any
 ) -> None:
-    from bot.relay import OutboxRelay
+    from bot.runtime.relay import OutboxRelay
 
     await owe(bot, "zhangsan", [f"m{i}" for i in range(10)])
     other = OutboxRelay(
@@ -162,7 +162,7 @@ async def test_a_relay_that_dies_after_sending_is_not_seen_twice(bot: BotHarness
     with WeCom's duplicate check, so the person still sees one copy."""
     from datetime import timedelta
 
-    from crm_store import outbox
+    from crm_store.queues import outbox
 
     await owe(bot, "zhangsan", ["只会看到一次"])
     async with bot.runtime.sessions.begin() as session:

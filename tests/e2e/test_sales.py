@@ -292,7 +292,7 @@ async def test_collision_notice_can_skip_the_leader(crm: BotHarness) -> None:
 
 async def test_a_newcomer_is_fetched_from_wecom_on_first_message(make_bot: Any) -> None:
     """Nobody gets "who are you?": an unknown sender is looked up with user/get and added."""
-    from bot.directory import actor_loader_factory
+    from bot.wecom.directory import actor_loader_factory
 
     bot: BotHarness = await make_bot(loader=actor_loader_factory)
     bot.sim.add_department(7, "华南销售", 1)

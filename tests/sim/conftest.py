@@ -11,9 +11,9 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from bot.crypto import CryptoError, WeComCrypto
+from bot.gateway.crypto import CryptoError, WeComCrypto
 from bot.simulator import WeComSimulator
-from bot.wecom_client import InProcessTokenCache, WeComClient
+from bot.wecom.client import InProcessTokenCache, WeComClient
 from crm_store.clock import FakeClock
 
 CORP_ID = "wwsimcorp0123456789"

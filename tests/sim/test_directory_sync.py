@@ -10,9 +10,9 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.directory import SyncError, actor_loader_factory, sync_directory
 from bot.simulator import WeComSimulator
-from bot.wecom_client import WeComClient
+from bot.wecom.client import WeComClient
+from bot.wecom.directory import SyncError, actor_loader_factory, sync_directory
 from crm_store import customers, staff
 from crm_store.clock import FakeClock
 from crm_store.models import Customer, Department, Staff, StaffDepartment

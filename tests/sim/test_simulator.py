@@ -12,7 +12,7 @@ from xml.etree import ElementTree
 import aiohttp
 import pytest
 
-from bot.crypto import SignatureError, WeComCrypto
+from bot.gateway.crypto import SignatureError, WeComCrypto
 from bot.simulator import CallbackSender, WeComSimulator
 from crm_store.clock import FakeClock
 from tests.sim.conftest import AES_KEY, AGENT_ID, CORP_ID, SECRET, TOKEN, Api, FakeBot

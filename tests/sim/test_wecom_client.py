@@ -12,7 +12,7 @@ import aiohttp
 import pytest
 
 from bot.simulator import WeComSimulator
-from bot.wecom_client import (
+from bot.wecom.client import (
     InProcessTokenCache,
     WeComClient,
     WeComError,

@@ -7,9 +7,9 @@ from datetime import timedelta
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from crm_store import inbox, outbox
 from crm_store.clock import FakeClock
 from crm_store.models import InboxMessage, OutboxMessage
+from crm_store.queues import inbox, outbox
 
 LEASE = timedelta(seconds=60)
 

@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import func, select
 from typer.testing import CliRunner, Result
 
-from bot.cli import app
+from bot.cli.main import app
 from bot.simulator import WeComSimulator
 from crm_store import staff
 from crm_store.clock import FakeClock

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
-from bot.crypto import (
+from bot.gateway.crypto import (
     CryptoError,
     DecryptError,
     ParseError,
@@ -20,7 +20,7 @@ from bot.crypto import (
     WeComCrypto,
 )
 
-VECTORS_PATH = Path("/work/shared/wecom/vectors.json")
+VECTORS_PATH = Path(__file__).resolve().parents[1] / "fixtures" / "wecom_vectors.json"
 VECTORS: dict[str, dict[str, Any]] = {
     v["id"]: v for v in json.loads(VECTORS_PATH.read_text())["vectors"]
 }

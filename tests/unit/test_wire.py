@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from bot.wire import WireError, peek, to_inbound
-from handlers.inbound import CardAction, ContactChange, EnterAgent, OtherMessage, TextMessage
+from bot.gateway.wire import WireError, peek, to_inbound
+from handlers.kit.inbound import CardAction, ContactChange, EnterAgent, OtherMessage, TextMessage
 
 TEXT = (
     "<xml><ToUserName><![CDATA[ww1]]></ToUserName><FromUserName><![CDATA[zhangsan]]>"

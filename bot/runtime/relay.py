@@ -18,11 +18,11 @@ import aiohttp
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.cache import Notifier
-from bot.wecom_client import WeComClient, WeComError
-from bot.worker import OUTBOX_CHANNEL, default_worker_id
-from crm_store import outbox
+from bot.runtime.worker import OUTBOX_CHANNEL, default_worker_id
+from bot.wecom.client import WeComClient, WeComError
 from crm_store.clock import Clock
-from crm_store.outbox import ClaimedReply
+from crm_store.queues import outbox
+from crm_store.queues.outbox import ClaimedReply
 
 log = logging.getLogger(__name__)
 

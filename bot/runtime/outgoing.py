@@ -6,8 +6,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from bot.wecom_client import split_for_wecom
-from handlers.replies import Card, Reply
+from bot.wecom.client import split_for_wecom
+from handlers.kit.replies import Card, Reply
 
 _TASK_ID_CHARS = re.compile(r"[^0-9A-Za-z_\-@]")
 # template_card field limits as the WeCom docs state them (characters, not bytes).

@@ -6,7 +6,7 @@ from datetime import timedelta
 from typing import Any
 
 from crm_store import conversation
-from handlers.context import HandlerContext
+from handlers.kit.context import HandlerContext
 
 PENDING = "pending"  # a numbered choice waiting for "2" or a tap
 LAST_CUSTOMER = "last_customer"  # the customer shown last: "跟进 ..." may refer to it

@@ -7,14 +7,14 @@ from datetime import UTC
 
 from crm_store import tasks
 from crm_store.tasks import TaskChange, TodoItem
-from handlers import customer_resolution as resolution
-from handlers import state
-from handlers.context import HandlerContext
-from handlers.inbound import CardAction
+from handlers.common import customer_resolution as resolution
+from handlers.common.format import needs_actor, when_text
+from handlers.kit import state
+from handlers.kit.context import HandlerContext
+from handlers.kit.inbound import CardAction
+from handlers.kit.replies import Card, CardButton, Reply
+from handlers.kit.routing import Router
 from handlers.parsing import When, WhenError, WhenProblem, find_when
-from handlers.replies import Card, CardButton, Reply
-from handlers.routing import Router
-from handlers.sales_common import needs_actor, when_text
 
 router = Router(name=__name__)
 _NUMBER = re.compile(r"\s*(?:第)?(\d{1,2})(?:个|条|项)?\s*(.*)", re.S)

@@ -12,7 +12,7 @@ from wechatpy.work import events as wx_events
 from wechatpy.work import messages as wx_messages
 from wechatpy.work import parse_message
 
-from handlers.inbound import (
+from handlers.kit.inbound import (
     CardAction,
     ContactChange,
     EnterAgent,

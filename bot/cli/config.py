@@ -7,8 +7,8 @@ from typing import Annotated
 import typer
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.cli import fail
-from bot.cli_admin import CLI_ACTOR, AsOption, _check_actor, _database, _now, _run
+from bot.cli.admin import CLI_ACTOR, AsOption, _check_actor, _database, _now, _run
+from bot.cli.main import fail
 from crm_store import config_data
 
 config_app = typer.Typer(

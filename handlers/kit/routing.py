@@ -12,9 +12,9 @@ from dataclasses import dataclass
 
 from rapidfuzz import fuzz, process
 
-from handlers.context import HandlerContext
-from handlers.inbound import CardAction, Inbound, TextMessage
-from handlers.replies import Reply
+from handlers.kit.context import HandlerContext
+from handlers.kit.inbound import CardAction, Inbound, TextMessage
+from handlers.kit.replies import Reply
 
 CommandHandler = Callable[[HandlerContext, str], Awaitable[list[Reply]]]
 CardHandler = Callable[[HandlerContext, CardAction, str], Awaitable[list[Reply]]]

@@ -10,15 +10,15 @@ from crm_store import followups
 from crm_store.customers import NotAllowed, get_visible
 from crm_store.followups import UndoResult
 from crm_store.models import Customer
-from handlers import customer_resolution as resolution
-from handlers import state
-from handlers.collisions import notify_owner
-from handlers.context import HandlerContext
-from handlers.inbound import CardAction
+from handlers.common import customer_resolution as resolution
+from handlers.common.collisions import notify_owner
+from handlers.common.format import needs_actor, when_text
+from handlers.kit import state
+from handlers.kit.context import HandlerContext
+from handlers.kit.inbound import CardAction
+from handlers.kit.replies import Card, CardButton, Reply
+from handlers.kit.routing import Router
 from handlers.parsing import When, WhenError, WhenProblem, find_followup_kind, split_next_step
-from handlers.replies import Card, CardButton, Reply
-from handlers.routing import Router
-from handlers.sales_common import needs_actor, when_text
 
 router = Router(name=__name__)
 _HEAD = re.compile(r"\s*([^\s,，;；:：]+)[\s,，;；:：]*(.*)", re.S)

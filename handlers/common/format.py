@@ -10,8 +10,8 @@ from functools import wraps
 from sqlalchemy import select
 
 from crm_store.models import Staff
-from handlers.context import HandlerContext
-from handlers.replies import Reply
+from handlers.kit.context import HandlerContext
+from handlers.kit.replies import Reply
 
 Handler = Callable[[HandlerContext, str], Awaitable[list[Reply]]]
 _WEEKDAYS = "一二三四五六日"

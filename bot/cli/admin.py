@@ -83,8 +83,8 @@ AsOption = Annotated[
 
 
 def _fail(message: str, code: int = 2) -> typer.Exit:
-    # bot.cli imports this module to register the commands: import it back only when needed.
-    from bot.cli import fail
+    # bot.cli.main imports this module to register the commands: import it back only when needed.
+    from bot.cli.main import fail
 
     return fail(message, code)
 
@@ -100,7 +100,7 @@ def _timezone() -> ZoneInfo:
 
 
 def _database() -> str:
-    from bot.cli import database_url_or_exit, ensure_migrated
+    from bot.cli.main import database_url_or_exit, ensure_migrated
 
     url = database_url_or_exit()
     ensure_migrated(url)
@@ -142,9 +142,9 @@ def sync_directory_command() -> None:
     """Pull departments and people from WeCom; people who left become inactive."""
     import aiohttp
 
-    from bot.cli import ensure_migrated, settings_or_exit
-    from bot.directory import SyncError, sync_directory
-    from bot.wecom_client import InProcessTokenCache, WeComClient
+    from bot.cli.main import ensure_migrated, settings_or_exit
+    from bot.wecom.client import InProcessTokenCache, WeComClient
+    from bot.wecom.directory import SyncError, sync_directory
     from crm_store.clock import SystemClock
 
     settings = settings_or_exit()
@@ -476,7 +476,7 @@ def roles_default(
 
 
 def register(app: typer.Typer) -> None:
-    """Add the admin commands to the `wecrm` app (called by bot.cli)."""
+    """Add the admin commands to the `wecrm` app (called by bot.cli.main)."""
     app.command("sync-directory")(sync_directory_command)
     app.command("import")(import_command)
     app.command("export")(export_command)

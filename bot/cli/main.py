@@ -105,8 +105,8 @@ def serve(
     settings = settings_or_exit()
     ensure_migrated(settings.database_url)
     from bot.app import create_app
-    from bot.directory import actor_loader_factory
     from bot.logs import configure_logging
+    from bot.wecom.directory import actor_loader_factory
 
     configure_logging(settings.log_level, _secret_values(settings))
     web_app = create_app(settings, role=role, actor_loader_factory=actor_loader_factory)
@@ -146,8 +146,8 @@ def _secret_values(settings: Settings) -> list[str]:
 
 
 def _register_admin_commands() -> None:
-    from bot.cli_admin import register
-    from bot.cli_config import config_app
+    from bot.cli.admin import register
+    from bot.cli.config import config_app
 
     register(app)
     app.add_typer(config_app, name="config")

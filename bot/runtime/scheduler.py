@@ -15,10 +15,10 @@ from zoneinfo import ZoneInfo
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.cache import Notifier
-from bot.worker import OUTBOX_CHANNEL, enqueue_replies
+from bot.runtime.worker import OUTBOX_CHANNEL, enqueue_replies
 from crm_store.clock import Clock
-from handlers import reminders
-from handlers.reminders import Scheduled
+from handlers.sales import reminders
+from handlers.sales.reminders import Scheduled
 
 log = logging.getLogger(__name__)
 

@@ -9,14 +9,14 @@ from crm_store import contacts, customers
 from crm_store.customers import ClaimOutcome, DuplicateHint, normalize_phone
 from crm_store.models import Customer
 from crm_store.names import normalize_company_name
-from handlers import customer_resolution as resolution
-from handlers import state
-from handlers.collisions import notify_owner
-from handlers.context import HandlerContext
-from handlers.inbound import CardAction
-from handlers.replies import Card, CardButton, Reply
-from handlers.routing import Router
-from handlers.sales_common import needs_actor, when_text
+from handlers.common import customer_resolution as resolution
+from handlers.common.collisions import notify_owner
+from handlers.common.format import needs_actor, when_text
+from handlers.kit import state
+from handlers.kit.context import HandlerContext
+from handlers.kit.inbound import CardAction
+from handlers.kit.replies import Card, CardButton, Reply
+from handlers.kit.routing import Router
 
 router = Router(name=__name__)
 _WORDS = re.compile(r"[\s,，;；、]+")

@@ -15,13 +15,13 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.wecom_client import WeComClient, WeComError, WeComTransportError
+from bot.wecom.client import WeComClient, WeComError, WeComTransportError
 from crm_store import audit, config_data, staff
 from crm_store.clock import Clock, SystemClock
 from crm_store.models.audit import AuditEntry
 from crm_store.models.org import Role, Staff, StaffDepartment
 from crm_store.scope import Actor, load_actor
-from handlers.inbound import ContactChange
+from handlers.kit.inbound import ContactChange
 
 __all__ = [
     "SyncError",

@@ -10,13 +10,13 @@ from sqlalchemy import select
 from crm_store import deals, followups, tasks
 from crm_store.models import Customer, Ticket
 from crm_store.models.service import TicketStatus
-from handlers import customer_resolution as resolution
-from handlers import state
-from handlers.context import HandlerContext
-from handlers.inbound import CardAction
-from handlers.replies import Reply
-from handlers.routing import Router
-from handlers.sales_common import money, needs_actor, staff_names, when_text
+from handlers.common import customer_resolution as resolution
+from handlers.common.format import money, needs_actor, staff_names, when_text
+from handlers.kit import state
+from handlers.kit.context import HandlerContext
+from handlers.kit.inbound import CardAction
+from handlers.kit.replies import Reply
+from handlers.kit.routing import Router
 
 router = Router(name=__name__)
 _NUMBER = re.compile(r"(?:第)?([1-9])(?:个)?")

@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_store import tasks
-from handlers.replies import Card, CardButton, Reply
+from handlers.kit.replies import Card, CardButton, Reply
 
 CATCH_UP = timedelta(hours=24)  # a worker that was down still sends what fell due meanwhile
 _WEEKDAYS = "一二三四五六日"

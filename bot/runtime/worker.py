@@ -18,17 +18,17 @@ from zoneinfo import ZoneInfo
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.cache import Notifier
-from bot.callback import INBOX_CHANNEL
-from bot.outgoing import to_messages
-from bot.wire import WireError, to_inbound
-from crm_store import inbox, outbox
+from bot.gateway.callback import INBOX_CHANNEL
+from bot.gateway.wire import WireError, to_inbound
+from bot.runtime.outgoing import to_messages
 from crm_store.clock import Clock
-from crm_store.inbox import ClaimedMessage, LeaseLost
+from crm_store.queues import inbox, outbox
+from crm_store.queues.inbox import ClaimedMessage, LeaseLost
 from crm_store.scope import Actor, load_actor
 from crm_store.search import CustomerSearch
-from handlers.context import HandlerContext
-from handlers.inbound import ContactChange, Inbound
-from handlers.replies import Reply
+from handlers.kit.context import HandlerContext
+from handlers.kit.inbound import ContactChange, Inbound
+from handlers.kit.replies import Reply
 
 log = logging.getLogger(__name__)
 

@@ -10,15 +10,15 @@ from crm_store import config_data, deals
 from crm_store.customers import NotAllowed
 from crm_store.deals import MoveOutcome, OpportunityView
 from crm_store.models import Customer
-from handlers import customer_resolution as resolution
-from handlers import state
-from handlers.context import HandlerContext
-from handlers.inbound import CardAction
+from handlers.common import customer_resolution as resolution
+from handlers.common.format import money, needs_actor
+from handlers.kit import state
+from handlers.kit.context import HandlerContext
+from handlers.kit.inbound import CardAction
+from handlers.kit.replies import Reply
+from handlers.kit.routing import Router
 from handlers.parsing import find_amount
-from handlers.replies import Reply
-from handlers.routing import Router
-from handlers.sales_common import money, needs_actor
-from handlers.sales_followup import split_head
+from handlers.sales.followup import split_head
 
 router = Router(name=__name__)
 _WORDS = re.compile(r"[\s,，;；]+")

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from crm_store import config_data
 from crm_store.models import Customer, Staff
-from handlers.context import HandlerContext
-from handlers.replies import Reply
+from handlers.kit.context import HandlerContext
+from handlers.kit.replies import Reply
 
 ACTIONS = {"followup": "记录了跟进", "duplicate": "尝试新建同名客户", "deal": "创建了商机"}
 

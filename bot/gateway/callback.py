@@ -15,10 +15,10 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.cache import Cache, Notifier, RedisCache
-from bot.crypto import CryptoError, ParseError, SignatureError, WeComCrypto
-from bot.wire import Envelope, WireError, peek
-from crm_store import inbox
+from bot.gateway.crypto import CryptoError, ParseError, SignatureError, WeComCrypto
+from bot.gateway.wire import Envelope, WireError, peek
 from crm_store.clock import Clock
+from crm_store.queues import inbox
 
 log = logging.getLogger(__name__)
 

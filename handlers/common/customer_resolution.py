@@ -15,9 +15,9 @@ from crm_store.customers import get_visible
 from crm_store.models import Customer
 from crm_store.names import normalize_company_name
 from crm_store.search import Found, learned_key
-from handlers import state
-from handlers.context import HandlerContext
-from handlers.replies import Card, CardButton, Reply
+from handlers.kit import state
+from handlers.kit.context import HandlerContext
+from handlers.kit.replies import Card, CardButton, Reply
 
 Continuation = Callable[[HandlerContext, Customer, dict[str, Any]], Awaitable[list[Reply]]]
 OptionContinuation = Callable[[HandlerContext, int, dict[str, Any]], Awaitable[list[Reply]]]

@@ -13,8 +13,8 @@ import templates
 from crm_store.clock import Clock
 from crm_store.scope import Actor, Scope
 from crm_store.search import CustomerSearch
-from handlers.inbound import Inbound
-from handlers.replies import Card, Reply
+from handlers.kit.inbound import Inbound
+from handlers.kit.replies import Card, Reply
 
 
 @dataclass
