@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import datetime
 from typing import Any
 
@@ -41,6 +42,24 @@ async def get(
     if row is None or row.expires_at <= now:
         return None
     return dict(row.value)
+
+
+async def live_slots(
+    session: AsyncSession, *, user_id: str, slots: Collection[str], now: datetime
+) -> list[tuple[str, dict[str, Any], datetime]]:
+    """(slot, value, updated_at) of the named slots that hold a value now, newest first."""
+    if not slots:
+        return []
+    rows = await session.execute(
+        select(ConversationState.slot, ConversationState.value, ConversationState.updated_at)
+        .where(
+            ConversationState.user_id == user_id,
+            ConversationState.slot.in_(sorted(slots)),
+            ConversationState.expires_at > now,
+        )
+        .order_by(ConversationState.updated_at.desc(), ConversationState.slot)
+    )
+    return [(slot, dict(value), updated) for slot, value, updated in rows.all()]
 
 
 async def clear(session: AsyncSession, *, user_id: str, slot: str) -> None:

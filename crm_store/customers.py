@@ -140,6 +140,12 @@ async def get_visible(session: AsyncSession, scope: Scope, customer_id: int) -> 
     )
 
 
+async def get_by_id(session: AsyncSession, customer_id: int) -> Customer | None:
+    """A customer regardless of scope: for the bot's own bookkeeping (index, 撞单 notices),
+    never for showing it to someone."""
+    return await session.get(Customer, customer_id)
+
+
 async def is_writable(session: AsyncSession, scope: Scope, customer_id: int) -> bool:
     """Whether the actor may change this customer (and so share it or log on its behalf)."""
     found = await session.scalar(

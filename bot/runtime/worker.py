@@ -26,14 +26,14 @@ from crm_store.queues import inbox, outbox
 from crm_store.queues.inbox import ClaimedMessage, LeaseLost
 from crm_store.scope import Actor, load_actor
 from crm_store.search import CustomerSearch
-from handlers.kit.context import HandlerContext
+from handlers.kit.context import MessageContext
 from handlers.kit.inbound import ContactChange, Inbound
 from handlers.kit.replies import Reply
 
 log = logging.getLogger(__name__)
 
 OUTBOX_CHANNEL = "outbox"
-Dispatch = Callable[[Inbound, HandlerContext], Awaitable[list[Reply]]]
+Dispatch = Callable[[Inbound, MessageContext], Awaitable[list[Reply]]]
 ActorLoader = Callable[[str], Awaitable[Actor | None]]
 
 
@@ -132,7 +132,7 @@ class InboxWorker:
                 # Read fresh in the message's own transaction: a move, a new leader or a
                 # departure applies to the very next message.
                 actor = await load_actor(session, inbound.user_id) if self.actor_loader else None
-                ctx = HandlerContext(
+                ctx = MessageContext(
                     session=session,
                     message=inbound,
                     clock=self.clock,
@@ -173,7 +173,7 @@ class InboxWorker:
             ):
                 return
             if inbound.user_id and inbound.user_id != "sys":
-                apology = HandlerContext(
+                apology = MessageContext(
                     session=session, message=inbound, clock=self.clock, tz=self.tz
                 ).reply("errors/apology")
                 await enqueue_replies(

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from crm_store import config_data
-from crm_store.models import Customer, Staff
+from crm_store.models import Customer
+from crm_store.staff import get_staff
 from handlers.kit.context import HandlerContext
-from handlers.kit.replies import Reply
+from handlers.kit.replies import Reply, addressed
 
 ACTIONS = {"followup": "记录了跟进", "duplicate": "尝试新建同名客户", "deal": "创建了商机"}
 
@@ -18,10 +19,10 @@ async def notify_owner(
     if owner_id is None or owner_id == ctx.user_id or customer.in_pool:
         return []
     notice = await config_data.get_collision_notice(ctx.session)
-    owner = await ctx.session.get(Staff, owner_id)
+    owner = await get_staff(ctx.session, owner_id)
     if owner is None or not owner.active:
         return []
-    actor = await ctx.session.get(Staff, ctx.user_id)
+    actor = await get_staff(ctx.session, ctx.user_id)
     actor_name = actor.name if actor else ctx.user_id
     recipients: list[str] = [owner_id] if notice.owner else []
     if notice.leader:
@@ -36,11 +37,4 @@ async def notify_owner(
         action=ACTIONS.get(action, action),
         detail=detail[:60],
     )
-    return [
-        Reply(
-            to_user=recipients[0],
-            kind=reply.kind,
-            content=reply.content,
-            extra_to=tuple(recipients[1:]),
-        )
-    ]
+    return [addressed(reply, recipients[0], *recipients[1:])]

@@ -1,83 +1,124 @@
-"""Turn what a rep typed into one customer: pick it, list the candidates, or say none matched.
+"""Turn what a person typed into one customer: pick it, list the candidates, or say none matched.
 
-A command that needs a customer names a purpose; when the rep has to choose, the purpose and
-the rest of the command wait in the PENDING slot and run once the rep answers "2" or taps.
+A command that needs a customer names a step (a member of its router's StrEnum) and a typed
+draft; when the person has to choose, both wait in the PENDING slot and run once they answer
+"2" or tap. Any audience can use it: sales today, service tickets next.
 """
 
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Awaitable, Callable
-from typing import Any
+from dataclasses import dataclass
+from datetime import timedelta
+from enum import StrEnum
+from typing import Any, Literal, TypeVar
 
 from crm_store import conversation
 from crm_store.customers import get_visible
 from crm_store.models import Customer
 from crm_store.names import normalize_company_name
 from crm_store.search import Found, learned_key
-from handlers.kit import state
+from handlers.kit.cards import CardKey
 from handlers.kit.context import HandlerContext
 from handlers.kit.replies import Card, CardButton, Reply
+from handlers.kit.routing import Router
+from handlers.kit.state import StaleState, from_json, to_json
 
-Continuation = Callable[[HandlerContext, Customer, dict[str, Any]], Awaitable[list[Reply]]]
-OptionContinuation = Callable[[HandlerContext, int, dict[str, Any]], Awaitable[list[Reply]]]
-_CONTINUATIONS: dict[str, Continuation] = {}
-_OPTION_CONTINUATIONS: dict[str, OptionContinuation] = {}
+D = TypeVar("D")
 STRONG_KINDS = frozenset({"exact", "alias", "learned"})
 MAX_CHOICES = 5
+_NUMBER = re.compile(r"(?:第)?([1-9])(?:个)?")
+
+router = Router("choice", audience="common", title="通用")
 
 
-def continues(purpose: str) -> Callable[[Continuation], Continuation]:
-    """Register what happens once a customer is chosen for `purpose`."""
+@dataclass(frozen=True)
+class NoDraft:
+    """The draft of a step that needs nothing but the customer (show, claim)."""
 
-    def register(fn: Continuation) -> Continuation:
-        _CONTINUATIONS[purpose] = fn
+
+@dataclass(frozen=True)
+class PendingChoice:
+    purpose: str
+    payload: dict[str, Any]
+    query: str
+    options: tuple[int, ...]
+    entity: Literal["customer", "option"] = "customer"
+
+
+@dataclass(frozen=True)
+class LastCustomer:
+    id: int
+
+
+PENDING = router.slot("pending", PendingChoice, ttl=timedelta(minutes=10))
+LAST_CUSTOMER = router.slot("last_customer", LastCustomer, ttl=timedelta(minutes=30))
+
+
+@dataclass(frozen=True)
+class PickCustomer(CardKey, prefix="pick", legacy="pick:"):
+    customer_id: int
+
+
+@dataclass(frozen=True)
+class PickOption(CardKey, prefix="opt", legacy="opt:"):
+    option_id: int
+
+
+class CommonStep(StrEnum):
+    SHOW = "show"  # what a tap on a customer does when no command waits for it
+
+
+@dataclass(frozen=True)
+class _Step:
+    run: Callable[[HandlerContext, Any, Any], Awaitable[list[Reply]]]
+    draft: type[Any]
+    on_option: bool
+
+
+_STEPS: dict[str, _Step] = {}
+
+
+def continues(
+    step: StrEnum, draft: type[D]
+) -> Callable[
+    [Callable[[HandlerContext, Customer, D], Awaitable[list[Reply]]]],
+    Callable[[HandlerContext, Customer, D], Awaitable[list[Reply]]],
+]:
+    """Register what happens once a customer is chosen for `step`."""
+
+    def register(
+        fn: Callable[[HandlerContext, Customer, D], Awaitable[list[Reply]]],
+    ) -> Callable[[HandlerContext, Customer, D], Awaitable[list[Reply]]]:
+        _register(step, _Step(fn, draft, on_option=False))
         return fn
 
     return register
 
 
-def continues_with_option(purpose: str) -> Callable[[OptionContinuation], OptionContinuation]:
+def continues_with_option(
+    step: StrEnum, draft: type[D]
+) -> Callable[
+    [Callable[[HandlerContext, int, D], Awaitable[list[Reply]]]],
+    Callable[[HandlerContext, int, D], Awaitable[list[Reply]]],
+]:
     """Register what happens once a non-customer option (a deal, a task) is chosen."""
 
-    def register(fn: OptionContinuation) -> OptionContinuation:
-        _OPTION_CONTINUATIONS[purpose] = fn
+    def register(
+        fn: Callable[[HandlerContext, int, D], Awaitable[list[Reply]]],
+    ) -> Callable[[HandlerContext, int, D], Awaitable[list[Reply]]]:
+        _register(step, _Step(fn, draft, on_option=True))
         return fn
 
     return register
 
 
-async def offer_options(
-    ctx: HandlerContext,
-    *,
-    purpose: str,
-    payload: dict[str, Any],
-    title: str,
-    options: list[tuple[int, str]],
-) -> Reply:
-    """A numbered choice among things that are not customers (e.g. two deals of one customer)."""
-    await state.remember(
-        ctx,
-        state.PENDING,
-        {
-            "entity": "option",
-            "purpose": purpose,
-            "payload": payload,
-            "query": "",
-            "options": [option_id for option_id, _ in options],
-        },
-    )
-    card = Card(
-        title=title,
-        description="回复序号或点按钮选择",
-        task_id=task_id(ctx, purpose),
-        buttons=tuple(
-            CardButton(text=f"{i}. {label}"[:10], key=f"opt:{option_id}")
-            for i, (option_id, label) in enumerate(options, 1)
-        ),
-        lines=tuple((str(i), label) for i, (_, label) in enumerate(options, 1)),
-    )
-    return ctx.card(card)
+def _register(step: StrEnum, entry: _Step) -> None:
+    if step.value in _STEPS:
+        raise ValueError(f"two continuations for step {step.value!r}")
+    _STEPS[step.value] = entry
 
 
 def task_id(ctx: HandlerContext, kind: str) -> str:
@@ -86,9 +127,41 @@ def task_id(ctx: HandlerContext, kind: str) -> str:
     return f"{kind}-{digest}"
 
 
-def _is_clear(found: list[Found], purpose: str) -> bool:
+async def offer_options(
+    ctx: HandlerContext,
+    *,
+    step: StrEnum,
+    draft: Any,
+    title: str,
+    options: list[tuple[int, str]],
+) -> Reply:
+    """A numbered choice among things that are not customers (e.g. two deals of one customer)."""
+    await ctx.state.put(
+        PENDING,
+        PendingChoice(
+            purpose=step.value,
+            payload=to_json(draft),
+            query="",
+            options=tuple(option_id for option_id, _ in options),
+            entity="option",
+        ),
+    )
+    card = Card(
+        title=title,
+        description=ctx.render("customer/choose_hint"),
+        task_id=task_id(ctx, step.value),
+        buttons=tuple(
+            CardButton(text=f"{i}. {label}"[:10], key=PickOption(option_id).pack())
+            for i, (option_id, label) in enumerate(options, 1)
+        ),
+        lines=tuple((str(i), label) for i, (_, label) in enumerate(options, 1)),
+    )
+    return ctx.card(card)
+
+
+def _is_clear(found: list[Found], step: StrEnum) -> bool:
     """One clear winner; a write never goes to a customer found only by a fuzzy guess."""
-    if purpose != "show" and found[0].hit.kind == "fuzzy":
+    if step is not CommonStep.SHOW and found[0].hit.kind == "fuzzy":
         return False
     if len(found) == 1:
         return True
@@ -96,11 +169,8 @@ def _is_clear(found: list[Found], purpose: str) -> bool:
     return first.kind in STRONG_KINDS and second.kind not in STRONG_KINDS
 
 
-async def resolve(
-    ctx: HandlerContext, query: str, *, purpose: str, payload: dict[str, Any]
-) -> list[Reply]:
-    """Find the customer for `query` and run the purpose, or ask the rep to choose."""
-    assert ctx.search is not None
+async def resolve(ctx: HandlerContext, query: str, *, step: StrEnum, draft: Any) -> list[Reply]:
+    """Find the customer for `query` and run the step, or ask the person to choose."""
     found = await ctx.search.search(ctx.session, scope=ctx.scope(), query=query, limit=MAX_CHOICES)
     if not found:
         near = await ctx.search.search(
@@ -111,17 +181,16 @@ async def resolve(
                 "customer/not_found", query=query, suggestions=[f.customer.name for f in near]
             )
         ]
-    if _is_clear(found, purpose):
-        return await run(ctx, found[0].customer, purpose, payload)
-    await state.remember(
-        ctx,
-        state.PENDING,
-        {
-            "purpose": purpose,
-            "payload": payload,
-            "query": query,
-            "options": [f.customer.id for f in found],
-        },
+    if _is_clear(found, step):
+        return await run(ctx, found[0].customer, step.value, to_json(draft))
+    await ctx.state.put(
+        PENDING,
+        PendingChoice(
+            purpose=step.value,
+            payload=to_json(draft),
+            query=query,
+            options=tuple(f.customer.id for f in found),
+        ),
     )
     return [choice_card(ctx, query, found)]
 
@@ -131,11 +200,11 @@ def choice_card(ctx: HandlerContext, query: str, found: list[Found]) -> Reply:
         (str(i), f"{f.customer.name}｜{detail(f.customer)}") for i, f in enumerate(found, 1)
     )
     card = Card(
-        title=f"“{query}”找到 {len(found)} 个客户",
-        description="回复序号或点按钮选择",
+        title=ctx.render("customer/choice_title", query=query, count=len(found)),
+        description=ctx.render("customer/choose_hint"),
         task_id=task_id(ctx, "pick"),
         buttons=tuple(
-            CardButton(text=f"{i}. {f.customer.name}"[:10], key=f"pick:{f.customer.id}")
+            CardButton(text=f"{i}. {f.customer.name}"[:10], key=PickCustomer(f.customer.id).pack())
             for i, f in enumerate(found, 1)
         ),
         lines=lines,
@@ -152,10 +221,21 @@ def detail(customer: Customer) -> str:
 
 
 async def run(
-    ctx: HandlerContext, customer: Customer, purpose: str, payload: dict[str, Any]
+    ctx: HandlerContext, customer: Customer, step: str, payload: dict[str, Any]
 ) -> list[Reply]:
-    await state.remember(ctx, state.LAST_CUSTOMER, {"id": customer.id})
-    return await _CONTINUATIONS[purpose](ctx, customer, payload)
+    """Continue `step` on the chosen customer with its stored draft."""
+    await ctx.state.put(LAST_CUSTOMER, LastCustomer(customer.id))
+    entry = _STEPS.get(step)
+    if entry is None or entry.on_option:
+        return [ctx.reply("errors/start_again")]
+    return await entry.run(ctx, customer, _draft(entry, payload))
+
+
+def _draft(entry: _Step, payload: dict[str, Any]) -> Any:
+    try:
+        return from_json(entry.draft, payload)
+    except (TypeError, ValueError) as exc:
+        raise StaleState(PENDING.name) from exc
 
 
 async def pick(
@@ -166,11 +246,11 @@ async def pick(
     option_id: int | None = None,
 ) -> list[Reply] | None:
     """Answer the pending choice by number or by a tapped id; None if nothing waits for it."""
-    pending = await state.recall(ctx, state.PENDING)
+    pending = await ctx.state.get(PENDING)
     if pending is None:
         return None
-    options: list[int] = list(pending["options"])
-    is_option = pending.get("entity") == "option"
+    options = list(pending.options)
+    is_option = pending.entity == "option"
     if number is not None:
         if not 1 <= number <= len(options):
             return [ctx.reply("customer/bad_choice", count=len(options))]
@@ -179,27 +259,64 @@ async def pick(
         chosen = option_id if is_option else customer_id
     if chosen is None or chosen not in options:
         return None
-    await state.forget(ctx, state.PENDING)
+    await ctx.state.clear(PENDING)
+    entry = _STEPS.get(pending.purpose)
+    if entry is None or entry.on_option != is_option:
+        return [ctx.reply("errors/start_again")]
     if is_option:
-        purpose = str(pending["purpose"])
-        return await _OPTION_CONTINUATIONS[purpose](ctx, chosen, dict(pending["payload"]))
+        return await entry.run(ctx, chosen, _draft(entry, pending.payload))
     customer = await get_visible(ctx.session, ctx.scope(), chosen)
     if customer is None:
         return [ctx.reply("customer/gone")]
-    query = str(pending.get("query") or "")
-    if query and not _names_it(customer, query):
+    if pending.query and not _names_it(customer, pending.query):
         # Words that were not a name: the same words find this customer first next time.
         await conversation.remember_pick(
             ctx.session,
             user_id=ctx.user_id,
-            query=learned_key(query),
+            query=learned_key(pending.query),
             customer_id=chosen,
             now=ctx.now(),
         )
-    return await run(ctx, customer, str(pending["purpose"]), dict(pending["payload"]))
+    return await run(ctx, customer, pending.purpose, pending.payload)
 
 
 def _names_it(customer: Customer, query: str) -> bool:
     core = normalize_company_name(query)
     names = {normalize_company_name(n) for n in (customer.name, *(customer.aliases or ()))}
     return core in names
+
+
+async def last_customer(ctx: HandlerContext) -> Customer | None:
+    """The customer this person looked at last, if they may still see it."""
+    last = await ctx.state.get(LAST_CUSTOMER)
+    if last is None:
+        return None
+    return await get_visible(ctx.session, ctx.scope(), last.id)
+
+
+@router.answers_to(PENDING)
+async def answer_choice(
+    ctx: HandlerContext, text: str, _pending: PendingChoice
+) -> list[Reply] | None:
+    """A bare "2" (or "第2个") answers the list sent just before it."""
+    match = _NUMBER.fullmatch(text.strip())
+    if match is None:
+        return None
+    return await pick(ctx, number=int(match.group(1)))
+
+
+@router.card(PickCustomer)
+async def tap_customer(ctx: HandlerContext, key: PickCustomer) -> list[Reply]:
+    """A tap on a candidate: continue the waiting command, or just show that customer."""
+    picked = await pick(ctx, customer_id=key.customer_id)
+    if picked is not None:
+        return picked
+    customer = await get_visible(ctx.session, ctx.scope(), key.customer_id)
+    if customer is None:
+        return [ctx.reply("customer/gone")]
+    return await run(ctx, customer, CommonStep.SHOW.value, {})
+
+
+@router.card(PickOption)
+async def tap_option(ctx: HandlerContext, key: PickOption) -> list[Reply]:
+    return await pick(ctx, option_id=key.option_id) or [ctx.reply("sales/choice_expired")]

@@ -1,34 +1,13 @@
-"""Pieces the sales commands share: who is asking, formatting of times, money and people."""
+"""One formatter for what people read: dates with weekdays, money, shortened text."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from datetime import datetime
 from decimal import Decimal
-from functools import wraps
 
-from sqlalchemy import select
-
-from crm_store.models import Staff
 from handlers.kit.context import HandlerContext
-from handlers.kit.replies import Reply
 
-Handler = Callable[[HandlerContext, str], Awaitable[list[Reply]]]
 _WEEKDAYS = "一二三四五六日"
-
-
-def needs_actor(handler: Handler) -> Handler:
-    """Commands that touch CRM data answer unknown people politely instead of failing."""
-
-    @wraps(handler)
-    async def guarded(ctx: HandlerContext, argument: str) -> list[Reply]:
-        if ctx.actor is None:
-            return [ctx.reply("errors/not_registered")]
-        if ctx.search is None:
-            return [ctx.reply("errors/apology")]
-        return await handler(ctx, argument)
-
-    return guarded
 
 
 def when_text(ctx: HandlerContext, moment: datetime | None, *, with_time: bool = True) -> str:
@@ -46,6 +25,12 @@ def when_text(ctx: HandlerContext, moment: datetime | None, *, with_time: bool =
     return f"{day} {local:%H:%M}" if with_time else day
 
 
+def short(text: str, limit: int) -> str:
+    """One line of at most `limit` characters, with an ellipsis when cut."""
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 def money(amount: Decimal | None) -> str:
     """¥1,200,000 as 120万 when round, the way sales people say it."""
     if amount is None:
@@ -55,11 +40,3 @@ def money(amount: Decimal | None) -> str:
         text = f"{wan:,.2f}".rstrip("0").rstrip(".")
         return f"{text}万"
     return f"¥{amount:,.2f}".rstrip("0").rstrip(".")
-
-
-async def staff_names(ctx: HandlerContext, userids: set[str | None]) -> dict[str, str]:
-    ids = sorted(u for u in userids if u)
-    if not ids:
-        return {}
-    rows = await ctx.session.execute(select(Staff.userid, Staff.name).where(Staff.userid.in_(ids)))
-    return {userid: name for userid, name in rows.all()}

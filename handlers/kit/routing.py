@@ -1,27 +1,53 @@
-"""Command routing: Chinese command words first, English aliases, no space needed after a word.
+"""Routers per audience, with roles, and the one Dispatcher over them (aiogram's shape).
 
-Routers are declared per audience module and composed by a Dispatcher, as aiogram does.
+A router declares its audience, the roles that may use it, its commands (Chinese words first,
+English aliases), its typed card keys, its conversation slots and what answers them. The
+dispatcher answers unknown people in one place, never offers a command to a role it excludes,
+and explains politely who may use a command that the asker may not.
 """
 
 from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Collection, Iterable
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any, TypeVar
 
 from rapidfuzz import fuzz, process
 
-from handlers.kit.context import HandlerContext
-from handlers.kit.inbound import CardAction, Inbound, TextMessage
+from crm_store.models.org import Role
+from handlers.kit.cards import CardKey, CardKeyError
+from handlers.kit.context import HandlerContext, MessageContext
+from handlers.kit.inbound import CardAction, Inbound, OtherMessage, TextMessage
 from handlers.kit.replies import Reply
+from handlers.kit.state import Slot, StaleState
+
+K = TypeVar("K", bound=CardKey)
+P = TypeVar("P")
+E = TypeVar("E", bound=Inbound)
 
 CommandHandler = Callable[[HandlerContext, str], Awaitable[list[Reply]]]
-CardHandler = Callable[[HandlerContext, CardAction, str], Awaitable[list[Reply]]]
-TextHandler = Callable[[HandlerContext, str], Awaitable[list[Reply] | None]]
-EventHandler = Callable[[HandlerContext, Inbound], Awaitable[list[Reply]]]
+CardHandler = Callable[[HandlerContext, Any], Awaitable[list[Reply]]]
+AnswerHandler = Callable[[HandlerContext, str, Any], Awaitable[list[Reply] | None]]
+EventHandler = Callable[[HandlerContext, Any], Awaitable[list[Reply]]]
 
+EVERYONE: frozenset[str] = frozenset(r.value for r in Role)
+ROLE_TITLES = {
+    Role.REP.value: "销售",
+    Role.SERVICE.value: "客服",
+    Role.MANAGER.value: "主管",
+    Role.ADMIN.value: "管理员",
+}
+USER_MESSAGE_TYPES = frozenset({"image", "voice", "video", "location", "link", "file"})
 _LATIN_WORD = re.compile(r"[a-z]+")
+
+
+def normalize_text(text: str) -> str:
+    """Full-width letters, digits and punctuation to half-width; collapse runs of spaces."""
+    text = unicodedata.normalize("NFKC", text).replace("\u3000", " ")
+    return re.sub(r"\s+", " ", text).strip()
 
 
 @dataclass(frozen=True)
@@ -32,27 +58,62 @@ class Command:
     summary: str
     usage: str
     example: str
-    audience: str
+    roles: frozenset[str]
+    router: Router = field(compare=False, repr=False)
+
+    def allows(self, role: str) -> bool:
+        return role in self.roles
+
+    @property
+    def aliases(self) -> list[str]:
+        return [w for w in self.words[1:] if w != self.name]
 
 
-def normalize_text(text: str) -> str:
-    """Full-width letters, digits and punctuation to half-width; collapse runs of spaces."""
-    text = unicodedata.normalize("NFKC", text).replace("\u3000", " ")
-    return re.sub(r"\s+", " ", text).strip()
+@dataclass(frozen=True)
+class _CardRoute:
+    key: type[CardKey]
+    handler: CardHandler
+    router: Router
+
+
+@dataclass(frozen=True)
+class _Answer:
+    slot: Slot[Any]
+    handler: AnswerHandler
+    router: Router
 
 
 class Router:
-    def __init__(self, name: str) -> None:
-        self.name = name
+    """One audience's part of the bot: commands, buttons, slots, answers and events."""
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        audience: str,
+        title: str,
+        roles: Collection[Role | str] = EVERYONE,
+    ) -> None:
+        self.name = name  # also the namespace of its card keys
+        self.audience = audience
+        self.title = title  # the heading help shows its commands under
+        self.roles = frozenset(str(r) for r in roles)
         self.commands: list[Command] = []
-        self.card_handlers: list[tuple[str, CardHandler]] = []
-        self.text_handlers: list[TextHandler] = []
-        self.event_handlers: list[tuple[type[Inbound], EventHandler]] = []
+        self.cards: list[_CardRoute] = []
+        self.slots: list[Slot[Any]] = []
+        self.answers: list[_Answer] = []
+        self.events: list[tuple[type[Inbound], EventHandler]] = []
 
     def command(
-        self, *words: str, summary: str, usage: str, example: str, audience: str = "all"
+        self,
+        *words: str,
+        summary: str,
+        usage: str,
+        example: str,
+        roles: Collection[Role | str] | None = None,
     ) -> Callable[[CommandHandler], CommandHandler]:
         """Register a command under its Chinese word(s) and English aliases."""
+        allowed = self.roles if roles is None else frozenset(str(r) for r in roles)
 
         def register(handler: CommandHandler) -> CommandHandler:
             self.commands.append(
@@ -63,51 +124,123 @@ class Router:
                     summary,
                     usage,
                     example,
-                    audience,
+                    allowed,
+                    self,
                 )
             )
             return handler
 
         return register
 
-    def card_action(self, key_prefix: str) -> Callable[[CardHandler], CardHandler]:
-        """Handle card buttons whose key starts with `key_prefix` (the rest is passed in)."""
+    def card(
+        self, key: type[K]
+    ) -> Callable[[Callable[[HandlerContext, K], Awaitable[list[Reply]]]], Any]:
+        """Handle taps on buttons whose key is `key` (decoded and typed before the call)."""
+        if key.namespace is not None and key.namespace != self.name:
+            raise ValueError(f"{key.__name__} already belongs to router {key.namespace}")
+        key.namespace = self.name
 
-        def register(handler: CardHandler) -> CardHandler:
-            self.card_handlers.append((key_prefix, handler))
+        def register(
+            handler: Callable[[HandlerContext, K], Awaitable[list[Reply]]],
+        ) -> Callable[[HandlerContext, K], Awaitable[list[Reply]]]:
+            self.cards.append(_CardRoute(key, handler, self))
             return handler
 
         return register
 
-    def text(self, handler: TextHandler) -> TextHandler:
-        """A fallback for text that is no command (e.g. a bare "2" answering a list)."""
-        self.text_handlers.append(handler)
-        return handler
+    def slot(
+        self,
+        name: str,
+        payload: type[P],
+        *,
+        ttl: timedelta,
+        upgrade: Callable[[Any], P | None] | None = None,
+    ) -> Slot[P]:
+        """Declare a conversation slot this router owns (its name is unique bot-wide)."""
+        declared = Slot(name, payload, ttl, upgrade)
+        self.slots.append(declared)
+        return declared
 
-    def event(self, kind: type[Inbound]) -> Callable[[EventHandler], EventHandler]:
-        def register(handler: EventHandler) -> EventHandler:
-            self.event_handlers.append((kind, handler))
+    def answers_to(
+        self, slot: Slot[P]
+    ) -> Callable[
+        [Callable[[HandlerContext, str, P], Awaitable[list[Reply] | None]]],
+        Callable[[HandlerContext, str, P], Awaitable[list[Reply] | None]],
+    ]:
+        """Plain text that answers the question `slot` holds; None means "not an answer"."""
+
+        def register(
+            handler: Callable[[HandlerContext, str, P], Awaitable[list[Reply] | None]],
+        ) -> Callable[[HandlerContext, str, P], Awaitable[list[Reply] | None]]:
+            self.answers.append(_Answer(slot, handler, self))
+            return handler
+
+        return register
+
+    def event(
+        self, kind: type[E]
+    ) -> Callable[
+        [Callable[[HandlerContext, E], Awaitable[list[Reply]]]],
+        Callable[[HandlerContext, E], Awaitable[list[Reply]]],
+    ]:
+        def register(
+            handler: Callable[[HandlerContext, E], Awaitable[list[Reply]]],
+        ) -> Callable[[HandlerContext, E], Awaitable[list[Reply]]]:
+            self.events.append((kind, handler))
             return handler
 
         return register
 
 
 class Dispatcher:
-    def __init__(self, routers: Iterable[Router], *, unknown: TextHandler) -> None:
+    """Routes one message to one handler; the only place that knows every router."""
+
+    def __init__(self, routers: Iterable[Router]) -> None:
         self.routers = list(routers)
-        self._unknown = unknown
         self._by_word: list[tuple[str, Command]] = sorted(
             ((word, cmd) for r in self.routers for cmd in r.commands for word in cmd.words),
             key=lambda item: -len(item[0]),
         )
+        self._cards: dict[str, _CardRoute] = {}
+        self._legacy_cards: dict[str, _CardRoute] = {}
+        for r in self.routers:
+            for route in r.cards:
+                self._add_card(route)
+        self._answers = {a.slot.name: a for r in self.routers for a in r.answers}
+        self._check_unique()
+
+    def _add_card(self, route: _CardRoute) -> None:
+        head = route.key.head()
+        if head in self._cards:
+            raise ValueError(f"two card keys named {head}")
+        self._cards[head] = route
+        if route.key.legacy is not None:
+            self._legacy_cards[route.key.legacy] = route
+
+    def _check_unique(self) -> None:
+        words = [w for w, _ in self._by_word]
+        doubled = {w for w in words if words.count(w) > 1}
+        if doubled:
+            raise ValueError(f"command words registered twice: {sorted(doubled)}")
+        names = [s.name for r in self.routers for s in r.slots]
+        if len(names) != len(set(names)):
+            raise ValueError(f"conversation slot names must be unique: {names}")
+
+    # The catalogue help reads -------------------------------------------------------------
 
     @property
     def commands(self) -> list[Command]:
         return [cmd for r in self.routers for cmd in r.commands]
 
+    def commands_for(self, role: str) -> list[Command]:
+        return [cmd for cmd in self.commands if cmd.allows(role)]
+
     def find_command(self, word: str) -> Command | None:
         word = normalize_text(word).lower()
         return next((cmd for w, cmd in self._by_word if w == word), None)
+
+    def audience_title(self, command: Command) -> str:
+        return command.router.title
 
     def match(self, text: str) -> tuple[Command, str] | None:
         """The command the text starts with (longest word wins) and the rest as its argument."""
@@ -122,41 +255,101 @@ class Dispatcher:
             return cmd, rest.lstrip(" :,").strip()
         return None
 
-    def suggest(self, text: str, limit: int = 2) -> list[str]:
-        """Command words close to what was typed, for a "did you mean" hint."""
+    def suggest(self, text: str, role: str, limit: int = 2) -> list[str]:
+        """Command words close to what was typed, among those the asker may run."""
         head = text.split(" ", 1)[0][:8]
-        words = [w for w, _ in self._by_word]
-        found = process.extract(head, words, scorer=fuzz.ratio, limit=limit, score_cutoff=60)
+        words = [w for w, cmd in self._by_word if cmd.allows(role)]
+        found = process.extract(head, words, scorer=fuzz.ratio, limit=limit * 3, score_cutoff=60)
         names: list[str] = []
         for word, _score, _idx in found:
             cmd = self.find_command(word)
             if cmd and cmd.name not in names:
                 names.append(cmd.name)
-        return names
+        return names[:limit]
 
-    async def dispatch(self, message: Inbound, ctx: HandlerContext) -> list[Reply]:
-        if isinstance(message, TextMessage):
-            return await self._dispatch_text(normalize_text(message.text), ctx)
-        if isinstance(message, CardAction):
-            for r in self.routers:
-                for prefix, card_handler in r.card_handlers:
-                    if message.event_key.startswith(prefix):
-                        return await card_handler(ctx, message, message.event_key[len(prefix) :])
-            return []
-        for r in self.routers:
-            for kind, event_handler in r.event_handlers:
-                if isinstance(message, kind):
-                    return await event_handler(ctx, message)
-        return []
+    # Dispatch ------------------------------------------------------------------------------
 
-    async def _dispatch_text(self, text: str, ctx: HandlerContext) -> list[Reply]:
+    async def dispatch(self, message: Inbound, base: MessageContext) -> list[Reply]:
+        """Handle one message; the caller owns the transaction and turns replies into rows."""
+        if base.actor is None or base.search is None:
+            return self._stranger(message, base)
+        ctx = HandlerContext(
+            session=base.session,
+            message=message,
+            clock=base.clock,
+            tz=base.tz,
+            actor=base.actor,
+            search=base.search,
+            catalogue=self,
+        )
+        try:
+            if isinstance(message, TextMessage):
+                return await self._text(normalize_text(message.text), ctx)
+            if isinstance(message, CardAction):
+                return await self._card(message, ctx)
+            return await self._event(message, ctx)
+        except StaleState as stale:
+            await ctx.state.clear(
+                next(s for r in self.routers for s in r.slots if s.name == stale.slot)
+            )
+            return [ctx.reply("errors/start_again")]
+
+    def _stranger(self, message: Inbound, base: MessageContext) -> list[Reply]:
+        """People the bot does not know get one polite answer; their system events none."""
+        said_something = isinstance(message, TextMessage | CardAction) or (
+            isinstance(message, OtherMessage) and message.msg_type in USER_MESSAGE_TYPES
+        )
+        return [base.reply("errors/not_registered")] if said_something else []
+
+    def _refusal(self, ctx: HandlerContext, cmd_name: str, roles: frozenset[str]) -> Reply:
+        titles = [ROLE_TITLES[r] for r in ROLE_TITLES if r in roles]
+        return ctx.reply(
+            "errors/not_for_role",
+            command=cmd_name,
+            allowed=titles,
+            role=ROLE_TITLES.get(ctx.role, ctx.role),
+        )
+
+    async def _text(self, text: str, ctx: HandlerContext) -> list[Reply]:
         matched = self.match(text)
         if matched is not None:
             cmd, argument = matched
+            if not cmd.allows(ctx.role):
+                return [self._refusal(ctx, cmd.name, cmd.roles)]
+            ctx.command = cmd
             return await cmd.handler(ctx, argument)
+        for live in await ctx.state.live(self._answers):
+            answer = self._answers[live.name]
+            if ctx.role not in answer.router.roles:
+                continue
+            waiting = answer.slot.decode(live.value)
+            replies = await answer.handler(ctx, text, waiting)
+            if replies is not None:
+                return replies
+        return [
+            ctx.reply("help/unknown", text=text[:30], suggestions=self.suggest(text, ctx.role))
+        ]
+
+    async def _card(self, action: CardAction, ctx: HandlerContext) -> list[Reply]:
+        head, _, fields = action.event_key.partition(":")
+        route = self._cards.get(head)
+        if route is None:
+            route = self._legacy_cards.get(f"{head}:") or self._legacy_cards.get(head)
+        if route is None:
+            return [ctx.reply("errors/stale_card")]
+        if ctx.role not in route.router.roles:
+            return [self._refusal(ctx, "这个按钮", route.router.roles)]
+        try:
+            key = route.key.unpack(fields)
+        except CardKeyError:
+            return [ctx.reply("errors/stale_card")]
+        return await route.handler(ctx, key)
+
+    async def _event(self, message: Inbound, ctx: HandlerContext) -> list[Reply]:
         for r in self.routers:
-            for text_handler in r.text_handlers:
-                replies = await text_handler(ctx, text)
-                if replies is not None:
-                    return replies
-        return await self._unknown(ctx, text) or []
+            if ctx.role not in r.roles:
+                continue
+            for kind, handler in r.events:
+                if isinstance(message, kind):
+                    return await handler(ctx, message)
+        return []

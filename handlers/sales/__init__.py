@@ -1,0 +1,7 @@
+"""Sales reps in chat: lookups, follow-ups, deals, new customers, to-dos."""
+
+from __future__ import annotations
+
+from handlers.sales import customers, deals, followup, lookup, todo
+
+ROUTERS = (lookup.router, followup.router, deals.router, customers.router, todo.router)

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import re
-from typing import Any
+from dataclasses import dataclass
+from datetime import timedelta
 
 from crm_store import contacts, customers
 from crm_store.customers import ClaimOutcome, DuplicateHint, normalize_phone
@@ -11,14 +12,31 @@ from crm_store.models import Customer
 from crm_store.names import normalize_company_name
 from handlers.common import customer_resolution as resolution
 from handlers.common.collisions import notify_owner
-from handlers.common.format import needs_actor, when_text
-from handlers.kit import state
+from handlers.common.customer_resolution import LAST_CUSTOMER, LastCustomer, NoDraft
+from handlers.common.format import when_text
+from handlers.kit.cards import CardKey
 from handlers.kit.context import HandlerContext
-from handlers.kit.inbound import CardAction
-from handlers.kit.replies import Card, CardButton, Reply
+from handlers.kit.replies import Reply
 from handlers.kit.routing import Router
+from handlers.sales.steps import SELLERS, SalesStep
 
-router = Router(name=__name__)
+router = Router("sales.customers", audience="sales", title="销售", roles=SELLERS)
+
+
+@dataclass(frozen=True)
+class NewCustomerDraft:
+    name: str
+    industry: str | None = None
+    phone: str | None = None
+    contact: str | None = None
+
+
+@dataclass(frozen=True)
+class ConfirmNewKey(CardKey, prefix="confirm_new", legacy="confirm_new"):
+    """The "create it anyway" button under a duplicate warning."""
+
+
+CONFIRM_NEW = router.slot("confirm_new", NewCustomerDraft, ttl=timedelta(minutes=10))
 _WORDS = re.compile(r"[\s,，;；、]+")
 _PHONE = re.compile(r"^(\+?86[- ]?)?(1[3-9]\d{9}|0\d{2,3}-?\d{7,8})$")
 # The commonest surnames: a short token starting with one is a contact, otherwise an industry.
@@ -65,13 +83,11 @@ def parse_new_customer(argument: str) -> dict[str, str | None] | None:
     summary="新建客户（先全公司查重，不会重复建）",
     usage=NEW_USAGE,
     example=NEW_EXAMPLE,
-    audience="sales",
 )
-@needs_actor
 async def new_customer(ctx: HandlerContext, argument: str) -> list[Reply]:
     fields = parse_new_customer(argument)
     if fields is None:
-        return [ctx.reply("help/usage", usage=NEW_USAGE, example=NEW_EXAMPLE)]
+        return [ctx.usage()]
     if fields["phone"] is None and _looks_like_bad_phone(argument):
         return [ctx.reply("sales/bad_phone")]
     hints = await customers.find_duplicates(
@@ -80,11 +96,11 @@ async def new_customer(ctx: HandlerContext, argument: str) -> list[Reply]:
         phone=normalize_phone(fields["phone"]),
     )
     if hints:
-        await state.remember(ctx, state.CONFIRM_NEW, fields)
+        await ctx.state.put(CONFIRM_NEW, NewCustomerDraft(**fields))
         replies = [_duplicate_warning(ctx, hints)]
         replies += await _tell_owners(ctx, hints, str(fields["name"]))
         return replies
-    return await _create(ctx, fields)
+    return await _create(ctx, NewCustomerDraft(**fields))
 
 
 def _looks_like_bad_phone(argument: str) -> bool:
@@ -96,62 +112,50 @@ def _looks_like_bad_phone(argument: str) -> bool:
 
 def _duplicate_warning(ctx: HandlerContext, hints: list[DuplicateHint]) -> Reply:
     """Say that a similar customer exists and whose it is, never what it is."""
-    lines = tuple(
-        (REASON_TEXT.get(h.reason.value, "相似")[:5], f"负责人：{h.owner_name}") for h in hints[:5]
-    )
-    pooled = any(h.owner_name == "公海" for h in hints)
-    card = Card(
-        title="已有相似客户",
-        description=(
-            "其中有在公海的客户，可用“领取 名称”领取。"
-            if pooled
-            else "为避免撞单，请先与负责人确认。"
-        )
-        + "确需新建请点“仍然新建”或回复“确认”。",
+    return ctx.card_from(
+        "sales/duplicate_card",
         task_id=resolution.task_id(ctx, "dup"),
-        buttons=(CardButton(text="仍然新建", key="confirm_new", style=2),),
-        lines=lines,
+        keys=((ConfirmNewKey().pack(), 2),),
+        hints=[(REASON_TEXT.get(h.reason.value, "相似"), h.owner_name) for h in hints[:5]],
+        pooled=any(h.owner_name == "公海" for h in hints),
     )
-    return ctx.card(card)
 
 
 async def _tell_owners(ctx: HandlerContext, hints: list[DuplicateHint], name: str) -> list[Reply]:
     replies: list[Reply] = []
     for hint in hints[:3]:
-        existing = await ctx.session.get(Customer, hint.customer_id)
+        existing = await customers.get_by_id(ctx.session, hint.customer_id)
         if existing is not None:
             replies += await notify_owner(ctx, existing, action="duplicate", detail=name)
     return replies
 
 
-async def _create(ctx: HandlerContext, fields: dict[str, Any]) -> list[Reply]:
-    assert ctx.actor is not None
+async def _create(ctx: HandlerContext, fields: NewCustomerDraft) -> list[Reply]:
     customer = await customers.create_customer(
         ctx.session,
         actor=ctx.actor,
-        name=str(fields["name"]),
+        name=fields.name,
         now=ctx.now(),
         source_key=ctx.message.key,
         owner_id=ctx.user_id,
-        phone=fields.get("phone"),
-        industry=fields.get("industry"),
+        phone=fields.phone,
+        industry=fields.industry,
         source_channel="chat",
     )
-    if fields.get("contact"):
+    if fields.contact:
         await contacts.add_contact(
             ctx.session,
             actor_id=ctx.user_id,
             customer_id=customer.id,
-            name=str(fields["contact"]),
-            phone=fields.get("phone"),
+            name=fields.contact,
+            phone=fields.phone,
             now=ctx.now(),
             source_key=ctx.message.key,
         )
-    if ctx.search is not None:
-        ctx.search.note(customer)
-    await state.forget(ctx, state.CONFIRM_NEW)
-    await state.remember(ctx, state.LAST_CUSTOMER, {"id": customer.id})
-    return [ctx.reply("sales/customer_created", c=customer, contact=fields.get("contact"))]
+    ctx.search.note(customer)
+    await ctx.state.clear(CONFIRM_NEW)
+    await ctx.state.put(LAST_CUSTOMER, LastCustomer(customer.id))
+    return [ctx.reply("sales/customer_created", c=customer, contact=fields.contact)]
 
 
 @router.command(
@@ -161,20 +165,16 @@ async def _create(ctx: HandlerContext, fields: dict[str, Any]) -> list[Reply]:
     summary="确认新建刚才提示重复的客户",
     usage="确认",
     example="确认",
-    audience="sales",
 )
-@needs_actor
 async def confirm_new(ctx: HandlerContext, _argument: str) -> list[Reply]:
-    fields = await state.recall(ctx, state.CONFIRM_NEW)
+    fields = await ctx.state.get(CONFIRM_NEW)
     if fields is None:
         return [ctx.reply("sales/nothing_to_confirm")]
     return await _create(ctx, fields)
 
 
-@router.card_action("confirm_new")
-async def tap_confirm_new(ctx: HandlerContext, _action: CardAction, _rest: str) -> list[Reply]:
-    if ctx.actor is None or ctx.search is None:
-        return []
+@router.card(ConfirmNewKey)
+async def tap_confirm_new(ctx: HandlerContext, _key: ConfirmNewKey) -> list[Reply]:
     return await confirm_new(ctx, "")
 
 
@@ -185,20 +185,15 @@ async def tap_confirm_new(ctx: HandlerContext, _action: CardAction, _rest: str) 
     summary="从公海领取客户（每天有上限）",
     usage="领取 <客户>",
     example="领取 云栖科技",
-    audience="sales",
 )
-@needs_actor
 async def claim_customer(ctx: HandlerContext, query: str) -> list[Reply]:
     if not query:
-        return [ctx.reply("help/usage", usage="领取 <客户>", example="领取 云栖科技")]
-    return await resolution.resolve(ctx, query, purpose="claim", payload={})
+        return [ctx.usage()]
+    return await resolution.resolve(ctx, query, step=SalesStep.CLAIM, draft=NoDraft())
 
 
-@resolution.continues("claim")
-async def record_claim(
-    ctx: HandlerContext, customer: Customer, _payload: dict[str, Any]
-) -> list[Reply]:
-    assert ctx.actor is not None
+@resolution.continues(SalesStep.CLAIM, NoDraft)
+async def record_claim(ctx: HandlerContext, customer: Customer, _draft: NoDraft) -> list[Reply]:
     result = await customers.claim_from_pool(
         ctx.session,
         actor=ctx.actor,
@@ -208,8 +203,8 @@ async def record_claim(
         source_key=ctx.message.key,
     )
     if result.outcome is ClaimOutcome.CLAIMED:
-        refreshed = await ctx.session.get(Customer, customer.id)
-        if refreshed is not None and ctx.search is not None:
+        refreshed = await customers.get_by_id(ctx.session, customer.id)
+        if refreshed is not None:
             ctx.search.note(refreshed)
     return [
         ctx.reply(

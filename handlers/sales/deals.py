@@ -3,24 +3,45 @@
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
+from datetime import timedelta
 from decimal import Decimal
-from typing import Any
 
 from crm_store import config_data, deals
 from crm_store.customers import NotAllowed
 from crm_store.deals import MoveOutcome, OpportunityView
 from crm_store.models import Customer
 from handlers.common import customer_resolution as resolution
-from handlers.common.format import money, needs_actor
-from handlers.kit import state
+from handlers.common.format import money
 from handlers.kit.context import HandlerContext
-from handlers.kit.inbound import CardAction
 from handlers.kit.replies import Reply
 from handlers.kit.routing import Router
 from handlers.parsing import find_amount
 from handlers.sales.followup import split_head
+from handlers.sales.steps import SELLERS, SalesStep
 
-router = Router(name=__name__)
+router = Router("sales.deals", audience="sales", title="销售", roles=SELLERS)
+
+
+@dataclass(frozen=True)
+class DealDraft:
+    title: str
+    amount: str | None  # a Decimal as text: JSON has no exact decimals
+
+
+@dataclass(frozen=True)
+class StageDraft:
+    stage: str
+    reason: str | None
+
+
+@dataclass(frozen=True)
+class LostReasonWait:
+    opportunity_id: int
+    stage: str
+
+
+LOST_REASON = router.slot("lost_reason", LostReasonWait, ttl=timedelta(minutes=10))
 _WORDS = re.compile(r"[\s,，;；]+")
 DEAL_USAGE = "商机 <客户> <商机名称> [金额]"
 DEAL_EXAMPLE = "商机 阿里 云服务器采购 50万"
@@ -36,13 +57,11 @@ STAGE_EXAMPLE = "阶段 阿里 方案报价"
     summary="新建商机，金额可写 50万、1.2亿、三十万、5w、80k",
     usage=DEAL_USAGE,
     example=DEAL_EXAMPLE,
-    audience="sales",
 )
-@needs_actor
 async def create_deal(ctx: HandlerContext, argument: str) -> list[Reply]:
     head, rest = split_head(argument)
     if not head or not rest:
-        return [ctx.reply("help/usage", usage=DEAL_USAGE, example=DEAL_EXAMPLE)]
+        return [ctx.usage()]
     amount: Decimal | None = None
     found = find_amount(rest)
     title = rest
@@ -51,25 +70,19 @@ async def create_deal(ctx: HandlerContext, argument: str) -> list[Reply]:
         title = (rest[:start] + rest[end:]).strip(" ,，;；:：")
     if not title:
         return [ctx.reply("sales/deal_needs_title", example=DEAL_EXAMPLE)]
-    return await resolution.resolve(
-        ctx,
-        head,
-        purpose="deal",
-        payload={"title": title[:200], "amount": None if amount is None else str(amount)},
-    )
+    draft = DealDraft(title[:200], None if amount is None else str(amount))
+    return await resolution.resolve(ctx, head, step=SalesStep.DEAL, draft=draft)
 
 
-@resolution.continues("deal")
-async def record_deal(
-    ctx: HandlerContext, customer: Customer, payload: dict[str, Any]
-) -> list[Reply]:
-    amount = Decimal(payload["amount"]) if payload.get("amount") else None
+@resolution.continues(SalesStep.DEAL, DealDraft)
+async def record_deal(ctx: HandlerContext, customer: Customer, draft: DealDraft) -> list[Reply]:
+    amount = Decimal(draft.amount) if draft.amount else None
     try:
         opportunity, _created = await deals.create_opportunity(
             ctx.session,
             scope=ctx.scope(),
             customer_id=customer.id,
-            title=payload["title"],
+            title=draft.title,
             amount=amount,
             source_key=ctx.message.key,
             now=ctx.now(),
@@ -94,9 +107,7 @@ async def record_deal(
     summary="推进商机阶段（赢单/成交/签了、输单/丢了 都认识）",
     usage=STAGE_USAGE,
     example=STAGE_EXAMPLE,
-    audience="sales",
 )
-@needs_actor
 async def move_deal(ctx: HandlerContext, argument: str) -> list[Reply]:
     words = [w for w in _WORDS.split(argument) if w]
     stages = await config_data.get_stages(ctx.session)
@@ -112,20 +123,20 @@ async def move_deal(ctx: HandlerContext, argument: str) -> list[Reply]:
     if index is None:
         if len(words) >= 2:
             return [ctx.reply("sales/unknown_stage", text=words[-1], stages=names)]
-        return [ctx.reply("help/usage", usage=STAGE_USAGE, example=STAGE_EXAMPLE)]
+        return [ctx.usage()]
     target = " ".join(words[:index])
-    payload = {"stage": words[index], "reason": " ".join(words[index + 1 :]) or None}
+    payload = StageDraft(words[index], " ".join(words[index + 1 :]) or None)
     matches = await deals.find_opportunities(ctx.session, scope=ctx.scope(), text=target)
     if len(matches) == 1:
         return await _move(ctx, matches[0].id, payload)
     if len(matches) > 1:
         return [await _offer_deals(ctx, matches, payload)]
-    return await resolution.resolve(ctx, target, purpose="stage", payload=payload)
+    return await resolution.resolve(ctx, target, step=SalesStep.STAGE, draft=payload)
 
 
-@resolution.continues("stage")
+@resolution.continues(SalesStep.STAGE, StageDraft)
 async def stage_for_customer(
-    ctx: HandlerContext, customer: Customer, payload: dict[str, Any]
+    ctx: HandlerContext, customer: Customer, payload: StageDraft
 ) -> list[Reply]:
     open_deals = await deals.open_opportunities(
         ctx.session, scope=ctx.scope(), customer_id=customer.id
@@ -138,38 +149,40 @@ async def stage_for_customer(
 
 
 async def _offer_deals(
-    ctx: HandlerContext, found: list[OpportunityView], payload: dict[str, Any]
+    ctx: HandlerContext, found: list[OpportunityView], payload: StageDraft
 ) -> Reply:
     options = [(d.id, f"{d.title}｜{d.stage}") for d in found[:5]]
     return await resolution.offer_options(
-        ctx, purpose="stage_deal", payload=payload, title="要推进哪个商机？", options=options
+        ctx,
+        step=SalesStep.STAGE_DEAL,
+        draft=payload,
+        title=ctx.render("sales/which_deal"),
+        options=options,
     )
 
 
-@resolution.continues_with_option("stage_deal")
+@resolution.continues_with_option(SalesStep.STAGE_DEAL, StageDraft)
 async def stage_for_deal(
-    ctx: HandlerContext, opportunity_id: int, payload: dict[str, Any]
+    ctx: HandlerContext, opportunity_id: int, payload: StageDraft
 ) -> list[Reply]:
     return await _move(ctx, opportunity_id, payload)
 
 
-async def _move(ctx: HandlerContext, opportunity_id: int, payload: dict[str, Any]) -> list[Reply]:
+async def _move(ctx: HandlerContext, opportunity_id: int, payload: StageDraft) -> list[Reply]:
     move = await deals.move_stage(
         ctx.session,
         scope=ctx.scope(),
         opportunity_id=opportunity_id,
-        stage_text=str(payload["stage"]),
-        lost_reason=payload.get("reason"),
+        stage_text=payload.stage,
+        lost_reason=payload.reason,
         source_key=ctx.message.key,
         now=ctx.now(),
     )
     if move.outcome is MoveOutcome.NEEDS_LOST_REASON:
-        await state.remember(
-            ctx, state.LOST_REASON, {"opportunity_id": opportunity_id, "stage": payload["stage"]}
-        )
+        await ctx.state.put(LOST_REASON, LostReasonWait(opportunity_id, payload.stage))
         title = move.opportunity.title if move.opportunity else ""
         return [ctx.reply("sales/ask_lost_reason", title=title)]
-    await state.forget(ctx, state.LOST_REASON)
+    await ctx.state.clear(LOST_REASON)
     return [
         ctx.reply(
             "sales/stage_result",
@@ -182,23 +195,9 @@ async def _move(ctx: HandlerContext, opportunity_id: int, payload: dict[str, Any
     ]
 
 
-@router.text
-async def lost_reason(ctx: HandlerContext, text: str) -> list[Reply] | None:
+@router.answers_to(LOST_REASON)
+async def lost_reason(
+    ctx: HandlerContext, text: str, waiting: LostReasonWait
+) -> list[Reply] | None:
     """The answer to "why was it lost?" is the next plain message."""
-    if ctx.actor is None:
-        return None
-    waiting = await state.recall(ctx, state.LOST_REASON)
-    if waiting is None:
-        return None
-    return await _move(
-        ctx,
-        int(waiting["opportunity_id"]),
-        {"stage": waiting["stage"], "reason": text.strip()[:500]},
-    )
-
-
-@router.card_action("opt:")
-async def tap_option(ctx: HandlerContext, _action: CardAction, rest: str) -> list[Reply]:
-    if ctx.actor is None or not rest.isdigit():
-        return []
-    return await resolution.pick(ctx, option_id=int(rest)) or [ctx.reply("sales/choice_expired")]
+    return await _move(ctx, waiting.opportunity_id, StageDraft(waiting.stage, text.strip()[:500]))

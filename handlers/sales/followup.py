@@ -3,24 +3,42 @@
 from __future__ import annotations
 
 import re
-from datetime import UTC
-from typing import Any
+from dataclasses import dataclass
+from datetime import UTC, timedelta
 
 from crm_store import followups
-from crm_store.customers import NotAllowed, get_visible
+from crm_store.customers import NotAllowed
 from crm_store.followups import UndoResult
 from crm_store.models import Customer
 from handlers.common import customer_resolution as resolution
 from handlers.common.collisions import notify_owner
-from handlers.common.format import needs_actor, when_text
-from handlers.kit import state
+from handlers.common.format import when_text
+from handlers.kit.cards import CardKey
 from handlers.kit.context import HandlerContext
-from handlers.kit.inbound import CardAction
-from handlers.kit.replies import Card, CardButton, Reply
+from handlers.kit.replies import Reply
 from handlers.kit.routing import Router
 from handlers.parsing import When, WhenError, WhenProblem, find_followup_kind, split_next_step
+from handlers.sales.steps import SELLERS, SalesStep
 
-router = Router(name=__name__)
+router = Router("sales.followup", audience="sales", title="销售", roles=SELLERS)
+
+
+@dataclass(frozen=True)
+class FollowupDraft:
+    text: str
+
+
+@dataclass(frozen=True)
+class UndoFollowup:
+    followup_id: int
+
+
+@dataclass(frozen=True)
+class UndoKey(CardKey, prefix="undo", legacy="undo:"):
+    followup_id: int
+
+
+UNDO = router.slot("undo", UndoFollowup, ttl=timedelta(minutes=10))
 _HEAD = re.compile(r"\s*([^\s,，;；:：]+)[\s,，;；:：]*(.*)", re.S)
 KIND_TEXT = {"call": "电话", "visit": "拜访", "wechat": "微信", "meeting": "会议", "other": "其他"}
 USAGE = "跟进 <客户> <发生了什么，下一步和时间>"
@@ -44,29 +62,25 @@ def split_head(argument: str) -> tuple[str, str]:
     summary="记跟进：自动识别方式、下一步和时间，并设好提醒",
     usage=USAGE,
     example=EXAMPLE,
-    audience="sales",
 )
-@needs_actor
 async def log_followup(ctx: HandlerContext, argument: str) -> list[Reply]:
     head, rest = split_head(argument)
     if not head:
-        return [ctx.reply("help/usage", usage=USAGE, example=EXAMPLE)]
-    last = await state.recall(ctx, state.LAST_CUSTOMER)
-    if last is not None and not await _is_customer_name(ctx, head):
-        customer = await get_visible(ctx.session, ctx.scope(), int(last["id"]))
+        return [ctx.usage()]
+    if not await _is_customer_name(ctx, head):
+        customer = await resolution.last_customer(ctx)
         if customer is not None:
-            return await record_followup(ctx, customer, {"text": argument})
+            return await record_followup(ctx, customer, FollowupDraft(argument))
     if not rest:
         return [ctx.reply("sales/followup_needs_content", customer=head, example=EXAMPLE)]
     problem = _time_problem(ctx, rest)
     if problem is not None:
         return [problem]
-    return await resolution.resolve(ctx, head, purpose="log", payload={"text": rest})
+    return await resolution.resolve(ctx, head, step=SalesStep.LOG, draft=FollowupDraft(rest))
 
 
 async def _is_customer_name(ctx: HandlerContext, word: str) -> bool:
     """Does the first word name a customer well (not just a fuzzy echo of a sentence)?"""
-    assert ctx.search is not None
     found = await ctx.search.search(ctx.session, scope=ctx.scope(), query=word, limit=1)
     return bool(found) and found[0].hit.kind in {
         "exact",
@@ -89,11 +103,11 @@ def _time_problem(ctx: HandlerContext, text: str) -> Reply | None:
     return None
 
 
-@resolution.continues("log")
+@resolution.continues(SalesStep.LOG, FollowupDraft)
 async def record_followup(
-    ctx: HandlerContext, customer: Customer, payload: dict[str, Any]
+    ctx: HandlerContext, customer: Customer, draft: FollowupDraft
 ) -> list[Reply]:
-    text = str(payload["text"])
+    text = draft.text
     problem = _time_problem(ctx, text)
     if problem is not None:
         return [problem]
@@ -115,32 +129,24 @@ async def record_followup(
         )
     except NotAllowed:
         return [ctx.reply("sales/not_your_customer", name=customer.name)]
-    await state.remember(ctx, state.UNDO, {"followup_id": logged.followup_id})
-    await state.remember(ctx, state.LAST_CUSTOMER, {"id": customer.id})
-    lines = [
-        ("客户", customer.name),
-        ("方式", KIND_TEXT.get(kind, kind)),
-        ("内容", step.content or text),
-    ]
-    if next_step:
-        lines.append(("下一步", next_step))
+    await ctx.state.put(UNDO, UndoFollowup(logged.followup_id))
+    await ctx.state.put(resolution.LAST_CUSTOMER, resolution.LastCustomer(customer.id))
+    reminder = None
     if when is not None:
-        lines.append(
-            (
-                "提醒",
-                when_text(ctx, when.at)
-                if when.has_time
-                else when_text(ctx, when.at, with_time=False),
-            )
+        reminder = (
+            when_text(ctx, when.at) if when.has_time else when_text(ctx, when.at, with_time=False)
         )
-    card = Card(
-        title="已记录跟进" if when is None else "已记录跟进并设好提醒",
-        description="记错了？10 分钟内可撤销",
+    card = ctx.card_from(
+        "sales/followup_card",
         task_id=resolution.task_id(ctx, "log"),
-        buttons=(CardButton(text="撤销", key=f"undo:{logged.followup_id}", style=2),),
-        lines=tuple(lines),
+        keys=((UndoKey(logged.followup_id).pack(), 2),),
+        customer=customer.name,
+        kind=KIND_TEXT.get(kind, kind),
+        content=step.content or text,
+        next_step=next_step,
+        reminder=reminder,
     )
-    replies = [ctx.card(card)]
+    replies = [card]
     replies += await notify_owner(ctx, customer, action="followup", detail=step.content or text)
     return replies
 
@@ -160,21 +166,17 @@ def _without_time(next_step: str | None, when: When | None) -> str | None:
     summary="撤销刚记的跟进（10 分钟内）",
     usage="撤销",
     example="撤销",
-    audience="sales",
 )
-@needs_actor
 async def undo_last(ctx: HandlerContext, _argument: str) -> list[Reply]:
-    pending = await state.recall(ctx, state.UNDO)
+    pending = await ctx.state.get(UNDO)
     if pending is None:
         return [ctx.reply("sales/nothing_to_undo")]
-    return await _undo(ctx, int(pending["followup_id"]))
+    return await _undo(ctx, pending.followup_id)
 
 
-@router.card_action("undo:")
-async def tap_undo(ctx: HandlerContext, _action: CardAction, rest: str) -> list[Reply]:
-    if ctx.actor is None or not rest.isdigit():
-        return []
-    return await _undo(ctx, int(rest))
+@router.card(UndoKey)
+async def tap_undo(ctx: HandlerContext, key: UndoKey) -> list[Reply]:
+    return await _undo(ctx, key.followup_id)
 
 
 async def _undo(ctx: HandlerContext, followup_id: int) -> list[Reply]:
@@ -186,5 +188,5 @@ async def _undo(ctx: HandlerContext, followup_id: int) -> list[Reply]:
         source_key=ctx.message.key,
     )
     if result in (UndoResult.UNDONE, UndoResult.ALREADY_UNDONE, UndoResult.NOT_FOUND):
-        await state.forget(ctx, state.UNDO)
+        await ctx.state.clear(UNDO)
     return [ctx.reply("sales/undo_result", result=result.value)]

@@ -9,7 +9,8 @@ from zoneinfo import ZoneInfo
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_store import tasks
-from handlers.kit.replies import Card, CardButton, Reply
+from handlers.kit.replies import Card, CardButton, CardReply, Reply
+from handlers.sales.todo import DoneKey
 
 CATCH_UP = timedelta(hours=24)  # a worker that was down still sends what fell due meanwhile
 _WEEKDAYS = "一二三四五六日"
@@ -41,11 +42,9 @@ async def due_reminders(session: AsyncSession, *, now: datetime, tz: ZoneInfo) -
             title="跟进提醒",
             description="做完了点“完成”；要改时间请回复：待办，再按序号推迟",
             task_id=f"remind-{item.task_id}-{int(item.due_at.timestamp())}",
-            buttons=(CardButton(text="完成", key=f"done:{item.task_id}", style=4),),
+            buttons=(CardButton(text="完成", key=DoneKey(item.task_id).pack(), style=4),),
             lines=tuple(lines),
         )
         key = f"reminder:{item.task_id}:{int(item.due_at.timestamp())}"
-        scheduled.append(
-            Scheduled(key=key, reply=Reply(to_user=item.owner_id, kind="card", card=card))
-        )
+        scheduled.append(Scheduled(key=key, reply=CardReply(item.owner_id, card)))
     return scheduled

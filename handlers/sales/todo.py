@@ -3,20 +3,35 @@
 from __future__ import annotations
 
 import re
-from datetime import UTC
+from dataclasses import dataclass
+from datetime import UTC, timedelta
 
 from crm_store import tasks
 from crm_store.tasks import TaskChange, TodoItem
 from handlers.common import customer_resolution as resolution
-from handlers.common.format import needs_actor, when_text
-from handlers.kit import state
+from handlers.common.format import when_text
+from handlers.kit.cards import CardKey
 from handlers.kit.context import HandlerContext
-from handlers.kit.inbound import CardAction
-from handlers.kit.replies import Card, CardButton, Reply
+from handlers.kit.replies import Reply
 from handlers.kit.routing import Router
 from handlers.parsing import When, WhenError, WhenProblem, find_when
 
-router = Router(name=__name__)
+router = Router("sales.todo", audience="sales", title="待办")
+
+
+@dataclass(frozen=True)
+class TaskList:
+    """The task ids behind the numbers of the last 待办 list."""
+
+    tasks: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class DoneKey(CardKey, prefix="done", legacy="done:"):
+    task_id: int
+
+
+TASK_LIST = router.slot("task_list", TaskList, ttl=timedelta(hours=12))
 _NUMBER = re.compile(r"\s*(?:第)?(\d{1,2})(?:个|条|项)?\s*(.*)", re.S)
 DONE_USAGE = "完成 <序号>"
 POSTPONE_USAGE = "推迟 <序号> <时间>"
@@ -31,27 +46,19 @@ POSTPONE_USAGE = "推迟 <序号> <时间>"
     summary="今天和已过期的待办，按序号处理",
     usage="待办",
     example="待办",
-    audience="sales",
 )
-@needs_actor
 async def show_todos(ctx: HandlerContext, _argument: str) -> list[Reply]:
     items = await tasks.todos(ctx.session, owner_id=ctx.user_id, now=ctx.now(), tz=ctx.tz)
-    await state.remember(ctx, state.TASK_LIST, {"tasks": [i.task_id for i in items]})
+    await ctx.state.put(TASK_LIST, TaskList(tuple(i.task_id for i in items)))
     if not items:
         return [ctx.reply("sales/todos_empty")]
     replies = [ctx.reply("sales/todos", items=[_line(ctx, i) for i in items])]
-    buttons = tuple(
-        CardButton(text=f"完成 {n}", key=f"done:{item.task_id}", style=4)
-        for n, item in enumerate(items[:6], 1)
-    )
     replies.append(
-        ctx.card(
-            Card(
-                title="点按钮标记完成",
-                description="或回复：完成 1 / 推迟 1 明天上午",
-                task_id=resolution.task_id(ctx, "todo"),
-                buttons=buttons,
-            )
+        ctx.card_from(
+            "sales/todo_card",
+            task_id=resolution.task_id(ctx, "todo"),
+            keys=tuple((DoneKey(item.task_id).pack(), 4) for item in items[:6]),
+            count=min(len(items), 6),
         )
     )
     return replies
@@ -67,10 +74,10 @@ def _line(ctx: HandlerContext, item: TodoItem) -> dict[str, object]:
 
 
 async def _task_for(ctx: HandlerContext, number: int) -> int | None:
-    listed = await state.recall(ctx, state.TASK_LIST)
+    listed = await ctx.state.get(TASK_LIST)
     if listed is None:
         return None
-    ids: list[int] = list(listed["tasks"])
+    ids = listed.tasks
     return ids[number - 1] if 1 <= number <= len(ids) else None
 
 
@@ -81,24 +88,20 @@ async def _task_for(ctx: HandlerContext, number: int) -> int | None:
     summary="把待办标记为完成",
     usage=DONE_USAGE,
     example="完成 1",
-    audience="sales",
 )
-@needs_actor
 async def complete(ctx: HandlerContext, argument: str) -> list[Reply]:
     match = _NUMBER.fullmatch(argument)
     if match is None:
-        return [ctx.reply("help/usage", usage=DONE_USAGE, example="完成 1")]
+        return [ctx.usage()]
     task_id = await _task_for(ctx, int(match.group(1)))
     if task_id is None:
         return [ctx.reply("sales/todo_unknown_number")]
     return await _complete(ctx, task_id)
 
 
-@router.card_action("done:")
-async def tap_done(ctx: HandlerContext, _action: CardAction, rest: str) -> list[Reply]:
-    if ctx.actor is None or not rest.isdigit():
-        return []
-    return await _complete(ctx, int(rest))
+@router.card(DoneKey)
+async def tap_done(ctx: HandlerContext, key: DoneKey) -> list[Reply]:
+    return await _complete(ctx, key.task_id)
 
 
 async def _complete(ctx: HandlerContext, task_id: int) -> list[Reply]:
@@ -121,13 +124,11 @@ async def _complete(ctx: HandlerContext, task_id: int) -> list[Reply]:
     summary="把待办推迟到新的时间",
     usage=POSTPONE_USAGE,
     example="推迟 1 明天下午3点",
-    audience="sales",
 )
-@needs_actor
 async def postpone(ctx: HandlerContext, argument: str) -> list[Reply]:
     match = _NUMBER.fullmatch(argument)
     if match is None or not match.group(2).strip():
-        return [ctx.reply("help/usage", usage=POSTPONE_USAGE, example="推迟 1 明天下午3点")]
+        return [ctx.usage()]
     when = find_when(match.group(2), now=ctx.now(), tz=ctx.tz)
     if when is None:
         return [ctx.reply("sales/postpone_no_time", text=match.group(2).strip())]

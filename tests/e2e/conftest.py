@@ -13,6 +13,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from bot.app import Runtime, create_app, runtime_key
 from bot.settings import Settings, load_settings
 from bot.simulator import WeComSimulator
+from crm_store import staff
 from crm_store.clock import FakeClock
 from crm_store.scope import load_actor
 
@@ -21,6 +22,7 @@ SECRET = "e2e-secret-7Hq2Lm9Xv4Bn8Cz1Dw6Fy3Gt5Jk0Pa"
 AGENT_ID = 1000002
 TOKEN = "e2eToken42"
 AES_KEY = "kWxPEV2UEDyxWpmPdKC3F4dgPDmOvfKX1HGnEUDS1aR"
+DEFAULT_PEOPLE = [("zhangsan", "张三"), ("lisi", "李四"), ("wangwu", "王五")]
 
 
 @dataclass
@@ -102,7 +104,7 @@ def directory_free_loader(_client: Any, sessions: Any) -> Callable[[str], Any]:
 async def sim(clock: FakeClock) -> AsyncIterator[WeComSimulator]:
     simulator = WeComSimulator(CORP_ID, SECRET, AGENT_ID, TOKEN, AES_KEY, clock)
     simulator.add_department(1, "总部", 0)
-    for userid, name in [("zhangsan", "张三"), ("lisi", "李四"), ("wangwu", "王五")]:
+    for userid, name in DEFAULT_PEOPLE:
         simulator.add_user(userid, name, [1])
     yield simulator
     await simulator.close()
@@ -136,9 +138,31 @@ def make_bot(
         )
         client = await aiohttp_client(app)
         sim.callback_url = str(client.make_url("/wecom/callback"))
-        return BotHarness(sim=sim, client=client, app=app, clock=clock)
+        harness = BotHarness(sim=sim, client=client, app=app, clock=clock)
+        await _seed_people(harness)
+        return harness
 
     return make
+
+
+async def _seed_people(bot: BotHarness) -> None:
+    """The simulator's people are in the bot's directory too, as reps (a synced company)."""
+    now = bot.clock.now()
+    async with bot.runtime.sessions.begin() as session:
+        await staff.upsert_department(
+            session, department_id=1, name="总部", parent_id=None, now=now
+        )
+        for userid, name in DEFAULT_PEOPLE:
+            await staff.upsert_staff(
+                session,
+                userid=userid,
+                name=name,
+                department_ids=[1],
+                main_department_id=1,
+                leader_in=[],
+                direct_leaders=[],
+                now=now,
+            )
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ from sqlalchemy import select
 
 from bot.runtime.worker import enqueue_replies
 from crm_store.models import OutboxMessage
-from handlers.kit.replies import Reply
+from handlers.kit.replies import MarkdownReply, TextReply
 from tests.e2e.conftest import BotHarness
 
 
@@ -16,7 +16,7 @@ async def owe(bot: BotHarness, user: str, texts: list[str], key: str = "job") ->
     async with bot.runtime.sessions.begin() as session:
         await enqueue_replies(
             session,
-            replies=[Reply(to_user=user, kind="text", content=t) for t in texts],
+            replies=[TextReply(user, t) for t in texts],
             source_key=key,
             clock=bot.clock,
         )
@@ -114,7 +114,7 @@ async def test_long_markdown_is_split_at_lines_within_2048_bytes(bot: BotHarness
     async with bot.runtime.sessions.begin() as session:
         await enqueue_replies(
             session,
-            replies=[Reply(to_user="zhangsan", kind="markdown", content=long_text)],
+            replies=[MarkdownReply("zhangsan", long_text)],
             source_key="long",
             clock=bot.clock,
         )

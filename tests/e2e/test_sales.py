@@ -167,7 +167,7 @@ async def test_past_or_impossible_times_are_questioned(crm: BotHarness) -> None:
 
 async def test_undo_removes_the_follow_up_and_its_reminder(crm: BotHarness) -> None:
     await crm.say("zhangsan", "跟进 阿里 拜访了，明天下午再联系")
-    [answer] = await crm.tap("zhangsan", "undo:")
+    [answer] = await crm.tap("zhangsan", "sales.followup.undo:")
     assert "已撤销" in answer
     assert await count(crm, Followup) == 0 and await count(crm, Task) == 0
 
@@ -175,7 +175,7 @@ async def test_undo_removes_the_follow_up_and_its_reminder(crm: BotHarness) -> N
 async def test_undo_is_refused_after_ten_minutes(crm: BotHarness) -> None:
     await crm.say("zhangsan", "跟进 阿里 拜访了，明天下午再联系")
     crm.clock.advance(minutes=11)
-    [answer] = await crm.tap("zhangsan", "undo:")
+    [answer] = await crm.tap("zhangsan", "sales.followup.undo:")
     assert "超过 10 分钟" in answer
     assert await count(crm, Followup) == 1
 

@@ -1,0 +1,16 @@
+"""What a sales command does once its customer (or deal) is chosen: the sales continuations."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class SalesStep(StrEnum):
+    LOG = "log"  # record a follow-up
+    DEAL = "deal"  # open a deal
+    STAGE = "stage"  # move the customer's deal
+    STAGE_DEAL = "stage_deal"  # move the chosen deal (an option, not a customer)
+    CLAIM = "claim"  # take the customer from the public pool
+
+
+SELLERS = ("rep", "manager", "admin")  # who works customers and deals
