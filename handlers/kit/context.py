@@ -66,8 +66,8 @@ class MessageContext:
 class HandlerContext(MessageContext):
     """A known person's message: actor and search are set, the command's registration too."""
 
-    actor: Actor = field(kw_only=True)  # type: ignore[assignment]
-    search: CustomerSearch = field(kw_only=True)  # type: ignore[assignment]
+    actor: Actor = field(kw_only=True)
+    search: CustomerSearch = field(kw_only=True)
     catalogue: Catalogue = field(kw_only=True)
     command: Command | None = field(default=None, kw_only=True)
     state: Conversation = field(init=False)

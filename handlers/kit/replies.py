@@ -54,7 +54,7 @@ class MarkdownReply:
 @dataclass(frozen=True)
 class CardReply:
     to_user: str
-    card: Card  # type: ignore[misc]
+    card: Card
     extra_to: tuple[str, ...] = field(default=())
     kind: ClassVar[ReplyKind] = "card"
     content: ClassVar[str] = ""

@@ -39,11 +39,15 @@ class Slot(Generic[P]):
     upgrade: Callable[[Mapping[str, Any]], P | None] | None = None
 
     def encode(self, value: P) -> dict[str, Any]:
-        return to_json(value)
+        encoded = to_json(value)
+        if not isinstance(encoded, dict):
+            raise TypeError(f"slot {self.name} holds a dataclass, not {type(value).__name__}")
+        return encoded
 
     def decode(self, stored: Mapping[str, Any]) -> P:
         try:
-            return from_json(self.payload, stored)
+            decoded: P = from_json(self.payload, stored)
+            return decoded
         except (TypeError, ValueError, KeyError):
             upgraded = self.upgrade(stored) if self.upgrade is not None else None
             if upgraded is None:

@@ -96,17 +96,26 @@ async def new_customer(ctx: HandlerContext, argument: str) -> list[Reply]:
         phone=normalize_phone(fields["phone"]),
     )
     if hints:
-        await ctx.state.put(CONFIRM_NEW, NewCustomerDraft(**fields))
+        await ctx.state.put(CONFIRM_NEW, _draft(fields))
         replies = [_duplicate_warning(ctx, hints)]
         replies += await _tell_owners(ctx, hints, str(fields["name"]))
         return replies
-    return await _create(ctx, NewCustomerDraft(**fields))
+    return await _create(ctx, _draft(fields))
 
 
 def _looks_like_bad_phone(argument: str) -> bool:
     return any(
         sum(ch.isdigit() for ch in w) >= 5 and not _PHONE.match(w)
         for w in _WORDS.split(argument)[1:]
+    )
+
+
+def _draft(fields: dict[str, str | None]) -> NewCustomerDraft:
+    return NewCustomerDraft(
+        name=str(fields["name"]),
+        industry=fields.get("industry"),
+        phone=fields.get("phone"),
+        contact=fields.get("contact"),
     )
 
 
