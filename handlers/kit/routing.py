@@ -13,8 +13,10 @@ import unicodedata
 from collections.abc import Awaitable, Callable, Collection, Iterable
 from dataclasses import dataclass, field
 from datetime import timedelta
+from functools import lru_cache
 from typing import Any, TypeVar
 
+from pypinyin import Style, lazy_pinyin
 from rapidfuzz import fuzz, process
 
 from crm_store.models.org import Role
@@ -32,6 +34,7 @@ CommandHandler = Callable[[HandlerContext, str], Awaitable[list[Reply]]]
 CardHandler = Callable[[HandlerContext, Any], Awaitable[list[Reply]]]
 AnswerHandler = Callable[[HandlerContext, str, Any], Awaitable[list[Reply] | None]]
 EventHandler = Callable[[HandlerContext, Any], Awaitable[list[Reply]]]
+InterruptHandler = Callable[[HandlerContext, Any], Awaitable[list[Reply]]]
 
 EVERYONE: frozenset[str] = frozenset(r.value for r in Role)
 ROLE_TITLES = {
@@ -42,12 +45,29 @@ ROLE_TITLES = {
 }
 USER_MESSAGE_TYPES = frozenset({"image", "voice", "video", "location", "link", "file"})
 _LATIN_WORD = re.compile(r"[a-z]+")
+_CJK = re.compile(r"[\u4e00-\u9fff]")
+# 模糊音: the initials and finals that pinyin input methods (and people) mix up.
+_FUZZY_SOUNDS = (("zh", "z"), ("ch", "c"), ("sh", "s"), ("ng", "n"), ("l", "n"))
 
 
 def normalize_text(text: str) -> str:
     """Full-width letters, digits and punctuation to half-width; collapse runs of spaces."""
     text = unicodedata.normalize("NFKC", text).replace("\u3000", " ")
     return re.sub(r"\s+", " ", text).strip()
+
+
+@lru_cache(maxsize=4096)
+def _sound(text: str) -> str:
+    syllables = lazy_pinyin(text, style=Style.NORMAL, errors="ignore")
+    joined = " ".join(syllables)
+    for long, short in _FUZZY_SOUNDS:
+        joined = joined.replace(long, short)
+    return joined
+
+
+def sounds_alike(typed: str, word: str) -> bool:
+    """Same pinyin up to 模糊音, and not the very same characters."""
+    return typed != word and len(typed) == len(word) and _sound(typed) == _sound(word) != ""
 
 
 @dataclass(frozen=True)
@@ -102,6 +122,7 @@ class Router:
         self.cards: list[_CardRoute] = []
         self.slots: list[Slot[Any]] = []
         self.answers: list[_Answer] = []
+        self.interrupts: list[tuple[Slot[Any], InterruptHandler]] = []
         self.events: list[tuple[type[Inbound], EventHandler]] = []
 
     def command(
@@ -177,6 +198,23 @@ class Router:
 
         return register
 
+    def interrupted(
+        self, slot: Slot[P]
+    ) -> Callable[
+        [Callable[[HandlerContext, P], Awaitable[list[Reply]]]],
+        Callable[[HandlerContext, P], Awaitable[list[Reply]]],
+    ]:
+        """What to say (and undo) when a command arrives while `slot` still waits for an
+        answer: the question is dropped, and the person learns what became of it."""
+
+        def register(
+            handler: Callable[[HandlerContext, P], Awaitable[list[Reply]]],
+        ) -> Callable[[HandlerContext, P], Awaitable[list[Reply]]]:
+            self.interrupts.append((slot, handler))
+            return handler
+
+        return register
+
     def event(
         self, kind: type[E]
     ) -> Callable[
@@ -207,6 +245,7 @@ class Dispatcher:
             for route in r.cards:
                 self._add_card(route)
         self._answers = {a.slot.name: a for r in self.routers for a in r.answers}
+        self._interrupts = {s.name: (s, h) for r in self.routers for s, h in r.interrupts}
         self._check_unique()
 
     def _add_card(self, route: _CardRoute) -> None:
@@ -256,16 +295,22 @@ class Dispatcher:
         return None
 
     def suggest(self, text: str, role: str, limit: int = 2) -> list[str]:
-        """Command words close to what was typed, among those the asker may run."""
-        head = text.split(" ", 1)[0][:8]
-        words = [w for w, cmd in self._by_word if cmd.allows(role)]
-        found = process.extract(head, words, scorer=fuzz.ratio, limit=limit * 3, score_cutoff=60)
+        """Commands the asker may run that the text's start looks or sounds like (跟近 → 跟进,
+        代办 → 待办, 帮组 → 帮助): input-method slips are homophones more often than typos."""
+        allowed = [(w, cmd) for w, cmd in self._by_word if cmd.allows(role)]
         names: list[str] = []
+        for word, cmd in allowed:
+            if _CJK.search(word) and sounds_alike(text[: len(word)], word):
+                names.append(cmd.name)
+        head = text.split(" ", 1)[0][:8]
+        found = process.extract(
+            head, [w for w, _ in allowed], scorer=fuzz.ratio, limit=limit * 3, score_cutoff=60
+        )
         for word, _score, _idx in found:
             cmd = self.find_command(word)
-            if cmd and cmd.name not in names:
+            if cmd is not None:
                 names.append(cmd.name)
-        return names[:limit]
+        return list(dict.fromkeys(names))[:limit]
 
     # Dispatch ------------------------------------------------------------------------------
 
@@ -317,7 +362,8 @@ class Dispatcher:
             if not cmd.allows(ctx.role):
                 return [self._refusal(ctx, cmd.name, cmd.roles)]
             ctx.command = cmd
-            return await cmd.handler(ctx, argument)
+            notes = await self._interrupt(ctx)
+            return notes + await cmd.handler(ctx, argument)
         for live in await ctx.state.live(self._answers):
             answer = self._answers[live.name]
             if ctx.role not in answer.router.roles:
@@ -329,6 +375,14 @@ class Dispatcher:
         return [
             ctx.reply("help/unknown", text=text[:30], suggestions=self.suggest(text, ctx.role))
         ]
+
+    async def _interrupt(self, ctx: HandlerContext) -> list[Reply]:
+        notes: list[Reply] = []
+        for live in await ctx.state.live(self._interrupts):
+            slot, handler = self._interrupts[live.name]
+            await ctx.state.clear(slot)
+            notes += await handler(ctx, slot.decode(live.value))
+        return notes
 
     async def _card(self, action: CardAction, ctx: HandlerContext) -> list[Reply]:
         head, _, fields = action.event_key.partition(":")

@@ -43,6 +43,12 @@ class LostReasonWait:
 
 LOST_REASON = router.slot("lost_reason", LostReasonWait, ttl=timedelta(minutes=10))
 _WORDS = re.compile(r"[\s,，;；]+")
+# "算了，不丢了": taking the loss back rather than giving its reason.
+CANCEL = re.compile(
+    r"(取消|算了|不丢了|没丢|不输了|不是输单|搞错了|先不|cancel)[\s,，。.!！]*"
+    r"(不丢了|没丢|不输了|先不改了|不改了|取消)?[\s,，。.!！]*",
+    re.I,
+)
 DEAL_USAGE = "商机 <客户> <商机名称> [金额]"
 DEAL_EXAMPLE = "商机 阿里 云服务器采购 50万"
 STAGE_USAGE = "阶段 <客户或商机> <阶段> [输单原因]"
@@ -199,5 +205,26 @@ async def _move(ctx: HandlerContext, opportunity_id: int, payload: StageDraft) -
 async def lost_reason(
     ctx: HandlerContext, text: str, waiting: LostReasonWait
 ) -> list[Reply] | None:
-    """The answer to "why was it lost?" is the next plain message."""
+    """The answer to "why was it lost?" is the next plain message, unless it takes it back."""
+    if CANCEL.fullmatch(text.strip()):
+        await ctx.state.clear(LOST_REASON)
+        return [await _loss_dropped(ctx, waiting, "sales/lost_cancelled")]
     return await _move(ctx, waiting.opportunity_id, StageDraft(waiting.stage, text.strip()[:500]))
+
+
+@router.interrupted(LOST_REASON)
+async def lost_reason_skipped(ctx: HandlerContext, waiting: LostReasonWait) -> list[Reply]:
+    """Another command instead of a reason: the loss is not recorded, and the rep is told."""
+    return [await _loss_dropped(ctx, waiting, "sales/lost_not_recorded")]
+
+
+async def _loss_dropped(ctx: HandlerContext, waiting: LostReasonWait, template: str) -> Reply:
+    view = await deals.get_view(
+        ctx.session, scope=ctx.scope(), opportunity_id=waiting.opportunity_id
+    )
+    return ctx.reply(
+        template,
+        title=view.title if view else "",
+        stage=view.stage if view else "",
+        target=waiting.stage,
+    )

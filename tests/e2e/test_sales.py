@@ -332,3 +332,30 @@ async def test_change_contact_pushes_update_people_at_once(crm: BotHarness) -> N
     assert person is not None and person.active is False
     [answer] = await crm.say("qianqi", "查 字节")
     assert "通讯录" in answer  # a leaver no longer reads the CRM
+
+
+@pytest.mark.parametrize("cancel", ["算了，不丢了", "取消", "搞错了", "没丢"])
+async def test_a_pending_loss_can_be_taken_back(crm: BotHarness, cancel: str) -> None:
+    await crm.say("zhangsan", "商机 鹅厂 企业微信集成 三十万")
+    [question] = await crm.say("zhangsan", "阶段 鹅厂 丢了")
+    assert "输单原因" in question
+    [answer] = await crm.say("zhangsan", cancel)
+    assert "不记输单" in answer and "初步接洽" in answer
+    async with crm.runtime.sessions() as session:
+        deal = await session.scalar(select(Opportunity))
+    assert deal is not None and deal.state == "open" and deal.lost_reason is None
+    [after] = await crm.say("zhangsan", "价格太高")  # no longer taken as a reason
+    assert "没看懂" in after
+
+
+async def test_a_command_instead_of_the_lost_reason_says_what_became_of_it(
+    crm: BotHarness,
+) -> None:
+    await crm.say("zhangsan", "商机 鹅厂 企业微信集成 三十万")
+    await crm.say("zhangsan", "阶段 鹅厂 丢了")
+    notice, card = await crm.say("zhangsan", "查 阿里")
+    assert "没有记录" in notice and "企业微信集成" in notice
+    assert "阿里巴巴网络技术有限公司" in card
+    async with crm.runtime.sessions() as session:
+        deal = await session.scalar(select(Opportunity))
+    assert deal is not None and deal.state == "open"

@@ -114,3 +114,23 @@ def test_the_bot_builds_and_every_command_names_who_may_use_it() -> None:
     bot = dispatcher()
     assert bot.commands and all(cmd.roles for cmd in bot.commands)
     assert {c.name for c in bot.commands_for("service")} < {c.name for c in bot.commands}
+
+
+@pytest.mark.parametrize(
+    ("typed", "role", "expected"),
+    [
+        ("跟近 云栖 电话沟通", "rep", "跟进"),
+        ("代办", "rep", "待办"),
+        ("帮组", "service", "帮助"),
+        ("阶断 阿里 赢单", "rep", "阶段"),
+        ("新客护 某某公司", "manager", "新客户"),
+    ],
+)
+def test_input_method_slips_get_the_command_they_sound_like(
+    typed: str, role: str, expected: str
+) -> None:
+    assert expected in dispatcher().suggest(typed, role)
+
+
+def test_slips_only_suggest_what_the_asker_may_run() -> None:
+    assert "跟进" not in dispatcher().suggest("跟近 云栖", "service")
