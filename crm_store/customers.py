@@ -75,6 +75,7 @@ class ClaimOutcome(StrEnum):
     CLAIMED = "claimed"
     NOT_FOUND = "not_found"
     NOT_IN_POOL = "not_in_pool"  # never was, or a colleague claimed it first
+    ALREADY_YOURS = "already_yours"  # the actor owns it already
     LIMIT_REACHED = "limit_reached"
     COOLDOWN = "cooldown"  # the previous owner must wait before taking it back
     NOT_ALLOWED = "not_allowed"  # service staff do not own customers from the pool
@@ -538,15 +539,19 @@ async def claim_from_pool(
         return result(ClaimOutcome.NOT_ALLOWED)
     row = (
         await session.execute(
-            select(Customer.in_pool, Customer.previous_owner_id, Customer.pool_entered_at).where(
-                Customer.id == customer_id
-            )
+            select(
+                Customer.in_pool,
+                Customer.owner_id,
+                Customer.previous_owner_id,
+                Customer.pool_entered_at,
+            ).where(Customer.id == customer_id)
         )
     ).first()
     if row is None:
         return result(ClaimOutcome.NOT_FOUND)
     if not row.in_pool:
-        return result(ClaimOutcome.NOT_IN_POOL)
+        mine = row.owner_id == actor.userid
+        return result(ClaimOutcome.ALREADY_YOURS if mine else ClaimOutcome.NOT_IN_POOL)
     if row.previous_owner_id == actor.userid and row.pool_entered_at is not None:
         until = row.pool_entered_at + timedelta(days=rules.reclaim_cooldown_days)
         if now < until:

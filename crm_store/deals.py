@@ -73,6 +73,7 @@ class OpportunityView:
     state: str
     customer_id: int | None = None
     customer_name: str | None = None
+    updated_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -99,6 +100,7 @@ def _view(row: RowMapping) -> OpportunityView:
         state=row["state"],
         customer_id=row["customer_id"],
         customer_name=row["customer_name"],
+        updated_at=row["updated_at"],
     )
 
 
@@ -121,6 +123,7 @@ async def _views(
             Opportunity.state,
             Opportunity.customer_id,
             Customer.name.label("customer_name"),
+            Opportunity.updated_at,
         )
         .join(Customer, Customer.id == Opportunity.customer_id)
         .where(scope.opportunities(), *where)
@@ -152,10 +155,37 @@ async def open_opportunities(
     )
 
 
-async def find_opportunities(
-    session: AsyncSession, *, scope: Scope, text: str, limit: int = 5
+async def closed_opportunities(
+    session: AsyncSession, *, scope: Scope, customer_id: int, since: datetime | None = None
 ) -> list[OpportunityView]:
-    """Open deals in scope whose title or customer name contains `text` (阶段 <deal> <stage>).
+    """A customer's won and lost deals (closed since `since`), the newest first."""
+    where = [
+        Opportunity.customer_id == customer_id,
+        Opportunity.state != OpportunityState.OPEN.value,
+    ]
+    if since is not None:
+        where.append(Opportunity.updated_at >= since)
+    return await _views(
+        session, scope, *where, order=(Opportunity.updated_at.desc(), Opportunity.id.desc())
+    )
+
+
+async def same_title(
+    session: AsyncSession, *, scope: Scope, customer_id: int, title: str
+) -> OpportunityView | None:
+    """An open deal of this customer with the same title (spaces and case aside), if any."""
+    wanted = "".join(title.split()).lower()
+    for view in await open_opportunities(session, scope=scope, customer_id=customer_id):
+        if "".join(view.title.split()).lower() == wanted:
+            return view
+    return None
+
+
+async def find_opportunities(
+    session: AsyncSession, *, scope: Scope, text: str, limit: int = 5, closed: bool = False
+) -> list[OpportunityView]:
+    """Deals in scope whose title or customer name contains `text` (阶段 <deal> <stage>): open
+    ones, or with `closed` the won and lost ones (to reopen them).
 
     The actor's own deals come first, then the most recently touched.
     """
@@ -175,7 +205,9 @@ async def find_opportunities(
     return await _views(
         session,
         scope,
-        Opportunity.state == OpportunityState.OPEN.value,
+        (Opportunity.state != OpportunityState.OPEN.value)
+        if closed
+        else (Opportunity.state == OpportunityState.OPEN.value),
         matches,
         order=mine_first,
         limit=limit,

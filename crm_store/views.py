@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 
 from sqlalchemy import select
@@ -20,12 +20,22 @@ from crm_store.models import Customer, Staff, Ticket
 from crm_store.models.service import TicketStatus
 from crm_store.scope import Scope
 
+CLOSED_SHOWN = timedelta(days=90)
+
 
 @dataclass(frozen=True)
 class DealLine:
     title: str
     stage: str
     amount: Decimal | None  # None where the actor may not see it
+
+
+@dataclass(frozen=True)
+class ClosedDealLine:
+    title: str
+    won: bool
+    amount: Decimal | None
+    closed_at: datetime
 
 
 @dataclass(frozen=True)
@@ -56,6 +66,7 @@ class CustomerCard:
     tags: tuple[str, ...]
     next_followup_at: datetime | None
     open_deals: tuple[DealLine, ...]
+    closed_deals: tuple[ClosedDealLine, ...]  # won or lost within CLOSED_SHOWN
     recent_followups: tuple[FollowupLine, ...]
     open_tickets: tuple[TicketLine, ...]
 
@@ -88,6 +99,9 @@ async def card_of(
 ) -> CustomerCard:
     """The card of a customer already read through `scope`."""
     open_deals = await deals.open_opportunities(session, scope=scope, customer_id=customer.id)
+    closed = await deals.closed_opportunities(
+        session, scope=scope, customer_id=customer.id, since=scope.now - CLOSED_SHOWN
+    )
     recent = await followups.recent_followups(
         session, scope=scope, customer_id=customer.id, limit=3
     )
@@ -116,6 +130,10 @@ async def card_of(
         tags=tuple(customer.tags or ()),
         next_followup_at=customer.next_followup_at,
         open_deals=tuple(DealLine(d.title, d.stage, d.amount) for d in open_deals[:deals_shown]),
+        closed_deals=tuple(
+            ClosedDealLine(d.title, d.state == "won", d.amount, d.updated_at or scope.now)
+            for d in closed[:deals_shown]
+        ),
         recent_followups=tuple(
             FollowupLine(f.created_at, names.get(f.author_id, f.author_id), f.content)
             for f in recent

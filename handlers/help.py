@@ -42,6 +42,20 @@ async def show_help(ctx: HandlerContext, argument: str) -> list[Reply]:
     return [ctx.reply("help/overview", sections=list(sections.items()), example=example)]
 
 
+@router.command(
+    "确认",
+    "确认新建",
+    "confirm",
+    summary="确认刚才机器人请您确认的操作（如仍然新建相似的客户）",
+    usage="确认",
+    example="确认",
+)
+async def confirm_pending(ctx: HandlerContext, _argument: str) -> list[Reply]:
+    """The newest question that waits for a yes, whichever audience asked it."""
+    answered = await ctx.catalogue.confirm(ctx)
+    return answered if answered is not None else [ctx.reply("help/nothing_to_confirm")]
+
+
 @router.event(OtherMessage)
 async def unsupported_message(ctx: HandlerContext, message: OtherMessage) -> list[Reply]:
     """A picture or voice note from a person deserves an answer; system events do not."""

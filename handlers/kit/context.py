@@ -38,6 +38,8 @@ class Catalogue(Protocol):
 
     def audience_title(self, command: Command) -> str: ...
 
+    async def confirm(self, ctx: HandlerContext) -> list[Reply] | None: ...
+
 
 @dataclass
 class MessageContext:

@@ -123,6 +123,7 @@ class Router:
         self.slots: list[Slot[Any]] = []
         self.answers: list[_Answer] = []
         self.interrupts: list[tuple[Slot[Any], InterruptHandler]] = []
+        self.confirmations: list[tuple[Slot[Any], InterruptHandler]] = []
         self.events: list[tuple[type[Inbound], EventHandler]] = []
 
     def command(
@@ -215,6 +216,22 @@ class Router:
 
         return register
 
+    def confirms(
+        self, slot: Slot[P]
+    ) -> Callable[
+        [Callable[[HandlerContext, P], Awaitable[list[Reply]]]],
+        Callable[[HandlerContext, P], Awaitable[list[Reply]]],
+    ]:
+        """What "确认" (or the card's confirm button) does while `slot` holds a question."""
+
+        def register(
+            handler: Callable[[HandlerContext, P], Awaitable[list[Reply]]],
+        ) -> Callable[[HandlerContext, P], Awaitable[list[Reply]]]:
+            self.confirmations.append((slot, handler))
+            return handler
+
+        return register
+
     def event(
         self, kind: type[E]
     ) -> Callable[
@@ -246,6 +263,7 @@ class Dispatcher:
                 self._add_card(route)
         self._answers = {a.slot.name: a for r in self.routers for a in r.answers}
         self._interrupts = {s.name: (s, h) for r in self.routers for s, h in r.interrupts}
+        self._confirmations = {s.name: (s, h, r) for r in self.routers for s, h in r.confirmations}
         self._check_unique()
 
     def _add_card(self, route: _CardRoute) -> None:
@@ -307,9 +325,9 @@ class Dispatcher:
             head, [w for w, _ in allowed], scorer=fuzz.ratio, limit=limit * 3, score_cutoff=60
         )
         for word, _score, _idx in found:
-            cmd = self.find_command(word)
-            if cmd is not None:
-                names.append(cmd.name)
+            close = self.find_command(word)
+            if close is not None:
+                names.append(close.name)
         return list(dict.fromkeys(names))[:limit]
 
     # Dispatch ------------------------------------------------------------------------------
@@ -375,6 +393,14 @@ class Dispatcher:
         return [
             ctx.reply("help/unknown", text=text[:30], suggestions=self.suggest(text, ctx.role))
         ]
+
+    async def confirm(self, ctx: HandlerContext) -> list[Reply] | None:
+        """Run the newest pending confirmation the asker may answer; None when none waits."""
+        for live in await ctx.state.live(self._confirmations):
+            slot, handler, router = self._confirmations[live.name]
+            if ctx.role in router.roles:
+                return await handler(ctx, slot.decode(live.value))
+        return None
 
     async def _interrupt(self, ctx: HandlerContext) -> list[Reply]:
         notes: list[Reply] = []

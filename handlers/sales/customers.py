@@ -167,24 +167,18 @@ async def _create(ctx: HandlerContext, fields: NewCustomerDraft) -> list[Reply]:
     return [ctx.reply("sales/customer_created", c=customer, contact=fields.contact)]
 
 
-@router.command(
-    "确认",
-    "确认新建",
-    "confirm",
-    summary="确认新建刚才提示重复的客户",
-    usage="确认",
-    example="确认",
-)
-async def confirm_new(ctx: HandlerContext, _argument: str) -> list[Reply]:
-    fields = await ctx.state.get(CONFIRM_NEW)
-    if fields is None:
-        return [ctx.reply("sales/nothing_to_confirm")]
-    return await _create(ctx, fields)
+@router.confirms(CONFIRM_NEW)
+async def confirm_new(ctx: HandlerContext, draft: NewCustomerDraft) -> list[Reply]:
+    """确认 after a duplicate warning: the rep checked and wants it anyway."""
+    return await _create(ctx, draft)
 
 
 @router.card(ConfirmNewKey)
 async def tap_confirm_new(ctx: HandlerContext, _key: ConfirmNewKey) -> list[Reply]:
-    return await confirm_new(ctx, "")
+    draft = await ctx.state.get(CONFIRM_NEW)
+    if draft is None:
+        return [ctx.reply("help/nothing_to_confirm")]
+    return await _create(ctx, draft)
 
 
 @router.command(

@@ -7,12 +7,13 @@ from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal
 
-from crm_store import config_data, deals
+from crm_store import config_data, customers, deals
 from crm_store.customers import NotAllowed
 from crm_store.deals import MoveOutcome, OpportunityView
 from crm_store.models import Customer
 from handlers.common import customer_resolution as resolution
 from handlers.common.format import money
+from handlers.kit.cards import CardKey
 from handlers.kit.context import HandlerContext
 from handlers.kit.replies import Reply
 from handlers.kit.routing import Router
@@ -27,6 +28,18 @@ router = Router("sales.deals", audience="sales", title="销售", roles=SELLERS)
 class DealDraft:
     title: str
     amount: str | None  # a Decimal as text: JSON has no exact decimals
+    confirmed: bool = False  # the rep said "yes, another one" after the same-name question
+
+
+@dataclass(frozen=True)
+class SameDealWait:
+    customer_id: int
+    draft: DealDraft
+
+
+@dataclass(frozen=True)
+class ConfirmDealKey(CardKey, prefix="same_deal"):
+    customer_id: int
 
 
 @dataclass(frozen=True)
@@ -42,6 +55,8 @@ class LostReasonWait:
 
 
 LOST_REASON = router.slot("lost_reason", LostReasonWait, ttl=timedelta(minutes=10))
+SAME_DEAL = router.slot("same_deal", SameDealWait, ttl=timedelta(minutes=10))
+REOPEN_WINDOW = timedelta(days=90)  # closed deals the card shows and a stage move reopens
 _WORDS = re.compile(r"[\s,，;；]+")
 # "算了，不丢了": taking the loss back rather than giving its reason.
 CANCEL = re.compile(
@@ -82,6 +97,23 @@ async def create_deal(ctx: HandlerContext, argument: str) -> list[Reply]:
 
 @resolution.continues(SalesStep.DEAL, DealDraft)
 async def record_deal(ctx: HandlerContext, customer: Customer, draft: DealDraft) -> list[Reply]:
+    twin = await deals.same_title(
+        ctx.session, scope=ctx.scope(), customer_id=customer.id, title=draft.title
+    )
+    if twin is not None and not draft.confirmed:
+        await ctx.state.put(SAME_DEAL, SameDealWait(customer.id, draft))
+        return [
+            ctx.card_from(
+                "sales/same_deal_card",
+                task_id=resolution.task_id(ctx, "samedeal"),
+                keys=((ConfirmDealKey(customer.id).pack(), 2),),
+                customer=customer.name,
+                title=twin.title,
+                stage=twin.stage,
+                amount=money(twin.amount),
+            )
+        ]
+    await ctx.state.clear(SAME_DEAL)
     amount = Decimal(draft.amount) if draft.amount else None
     try:
         opportunity, _created = await deals.create_opportunity(
@@ -133,6 +165,10 @@ async def move_deal(ctx: HandlerContext, argument: str) -> list[Reply]:
     target = " ".join(words[:index])
     payload = StageDraft(words[index], " ".join(words[index + 1 :]) or None)
     matches = await deals.find_opportunities(ctx.session, scope=ctx.scope(), text=target)
+    if not matches and _reopens(stages, payload.stage):
+        matches = await deals.find_opportunities(
+            ctx.session, scope=ctx.scope(), text=target, closed=True
+        )
     if len(matches) == 1:
         return await _move(ctx, matches[0].id, payload)
     if len(matches) > 1:
@@ -147,11 +183,45 @@ async def stage_for_customer(
     open_deals = await deals.open_opportunities(
         ctx.session, scope=ctx.scope(), customer_id=customer.id
     )
+    if not open_deals and _reopens(await config_data.get_stages(ctx.session), payload.stage):
+        open_deals = await deals.closed_opportunities(
+            ctx.session,
+            scope=ctx.scope(),
+            customer_id=customer.id,
+            since=ctx.now() - REOPEN_WINDOW,
+        )
     if not open_deals:
         return [ctx.reply("sales/no_open_deal", customer=customer.name, example=DEAL_EXAMPLE)]
     if len(open_deals) == 1:
         return await _move(ctx, open_deals[0].id, payload)
     return [await _offer_deals(ctx, open_deals, payload)]
+
+
+def _reopens(stages: list[config_data.Stage], stage_text: str) -> bool:
+    """Moving to an open stage may reopen a won or lost deal (签错了, the customer came back)."""
+    target = config_data.resolve_stage(stages, stage_text)
+    return target is not None and target.outcome.value == "open"
+
+
+@router.confirms(SAME_DEAL)
+async def confirm_same_deal(ctx: HandlerContext, waiting: SameDealWait) -> list[Reply]:
+    return await _create_anyway(ctx, waiting)
+
+
+@router.card(ConfirmDealKey)
+async def tap_same_deal(ctx: HandlerContext, key: ConfirmDealKey) -> list[Reply]:
+    waiting = await ctx.state.get(SAME_DEAL)
+    if waiting is None or waiting.customer_id != key.customer_id:
+        return [ctx.reply("help/nothing_to_confirm")]
+    return await _create_anyway(ctx, waiting)
+
+
+async def _create_anyway(ctx: HandlerContext, waiting: SameDealWait) -> list[Reply]:
+    customer = await customers.get_visible(ctx.session, ctx.scope(), waiting.customer_id)
+    if customer is None:
+        return [ctx.reply("customer/gone")]
+    draft = DealDraft(waiting.draft.title, waiting.draft.amount, confirmed=True)
+    return await record_deal(ctx, customer, draft)
 
 
 async def _offer_deals(

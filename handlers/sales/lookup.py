@@ -53,6 +53,15 @@ def render_card(ctx: HandlerContext, card: CustomerCard) -> Reply:
             {"title": d.title, "stage": d.stage, "amount": money(d.amount)}
             for d in card.open_deals
         ],
+        closed=[
+            {
+                "title": d.title,
+                "won": d.won,
+                "amount": money(d.amount),
+                "when": when_text(ctx, d.closed_at, with_time=False),
+            }
+            for d in card.closed_deals
+        ],
         followups=[
             {
                 "when": when_text(ctx, f.created_at, with_time=False),

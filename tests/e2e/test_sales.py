@@ -359,3 +359,33 @@ async def test_a_command_instead_of_the_lost_reason_says_what_became_of_it(
     async with crm.runtime.sessions() as session:
         deal = await session.scalar(select(Opportunity))
     assert deal is not None and deal.state == "open"
+
+
+async def test_a_won_deal_shows_on_the_card_and_can_be_reopened(crm: BotHarness) -> None:
+    await crm.say("zhangsan", "商机 阿里 云服务器采购 50万")
+    await crm.say("zhangsan", "阶段 阿里 签了")
+    [card] = await crm.say("zhangsan", "查 阿里")
+    assert "暂无商机" not in card and "赢单（云服务器采购）" in card
+    assert "近 90 天结束的商机" in card and "50万" in card
+    [moved] = await crm.say("zhangsan", "阶段 云服务器采购 谈判审核")
+    assert "谈判审核" in moved
+    async with crm.runtime.sessions() as session:
+        deal = await session.scalar(select(Opportunity))
+    assert deal is not None and deal.state == "open" and deal.stage == "谈判审核"
+
+
+async def test_the_same_deal_twice_asks_first(crm: BotHarness) -> None:
+    await crm.say("zhangsan", "商机 阿里 云服务器采购 50万")
+    [question] = await crm.say("zhangsan", "商机 阿里 云服务器 采购 60万")
+    assert "已有同名商机" in question and "仍然新建" in question
+    assert await count(crm, Opportunity) == 1
+    [created] = await crm.say("zhangsan", "确认")
+    assert "已创建商机" in created and "60万" in created
+    assert await count(crm, Opportunity) == 2
+    [again] = await crm.say("zhangsan", "确认")
+    assert "没有等待您确认" in again
+
+
+async def test_claiming_ones_own_customer_says_so(crm: BotHarness) -> None:
+    [answer] = await crm.say("zhangsan", "领取 阿里巴巴网络技术有限公司")
+    assert "已经是您负责的客户" in answer
