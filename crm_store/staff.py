@@ -236,3 +236,21 @@ async def mark_inactive_except(
             now=now,
         )
     return gone
+
+
+async def find_active(
+    session: AsyncSession, text: str, *, limit: int = 5
+) -> list[tuple[str, str]]:
+    """(userid, name) of active people whose userid is `text` or whose name is or contains it:
+    how chat names a colleague (共享 … 张三)."""
+    wanted = text.strip()
+    if not wanted:
+        return []
+    rows = await session.execute(
+        select(Staff.userid, Staff.name)
+        .where(Staff.active.is_(True))
+        .where((Staff.userid == wanted) | (Staff.name == wanted) | Staff.name.contains(wanted))
+        .order_by((Staff.userid != wanted), (Staff.name != wanted), Staff.name)
+        .limit(limit)
+    )
+    return [(userid, name) for userid, name in rows.all()]

@@ -2,6 +2,13 @@
 
 from __future__ import annotations
 
-from handlers.sales import customers, deals, followup, lookup, todo
+from handlers.sales import customers, deals, followup, lookup, sharing, todo
 
-ROUTERS = (lookup.router, followup.router, deals.router, customers.router, todo.router)
+ROUTERS = (
+    lookup.router,
+    followup.router,
+    deals.router,
+    customers.router,
+    sharing.router,
+    todo.router,
+)

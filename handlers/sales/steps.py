@@ -11,6 +11,7 @@ class SalesStep(StrEnum):
     STAGE = "stage"  # move the customer's deal
     STAGE_DEAL = "stage_deal"  # move the chosen deal (an option, not a customer)
     CLAIM = "claim"  # take the customer from the public pool
+    SHARE = "share"  # let a colleague in on the customer, or shut them out
 
 
 SELLERS = ("rep", "manager", "admin")  # who works customers and deals

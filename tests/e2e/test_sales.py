@@ -389,3 +389,26 @@ async def test_the_same_deal_twice_asks_first(crm: BotHarness) -> None:
 async def test_claiming_ones_own_customer_says_so(crm: BotHarness) -> None:
     [answer] = await crm.say("zhangsan", "领取 阿里巴巴网络技术有限公司")
     assert "已经是您负责的客户" in answer
+
+
+async def test_sharing_a_customer_in_chat_and_taking_it_back(crm: BotHarness) -> None:
+    [before] = await crm.say("lisi", "查 阿里巴巴")
+    assert "没有找到" in before
+    answers = await crm.say("zhangsan", "共享 阿里 李四 可编辑 到 月底")
+    assert any("已把「阿里巴巴网络技术有限公司」共享给李四（可编辑，到" in a for a in answers)
+    assert any(
+        "张三把客户「阿里巴巴网络技术有限公司」共享给了您" in s for s in crm.sim.screen("lisi")
+    )
+    [card] = await crm.say("lisi", "查 阿里巴巴")
+    assert "阿里巴巴网络技术有限公司" in card
+    [gone] = await crm.say("zhangsan", "取消共享 阿里 李四")
+    assert "已收回李四" in gone
+    [after] = await crm.say("lisi", "查 阿里巴巴")
+    assert "没有找到" in after
+
+
+async def test_sharing_stays_within_ones_rights(crm: BotHarness) -> None:
+    [answer] = await crm.say("qianqi", "共享 阿里巴巴 李四")
+    assert "没有找到" in answer  # not hers to see, so not hers to share
+    [nobody] = await crm.say("zhangsan", "共享 阿里 不存在的人")
+    assert "通讯录里没有找到" in nobody
