@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_store import audit
@@ -43,3 +44,43 @@ async def add_contact(
         now=now,
     )
     return contact
+
+
+async def set_primary_name(
+    session: AsyncSession,
+    *,
+    actor_id: str,
+    customer_id: int,
+    name: str,
+    now: datetime,
+    source_key: str | None = None,
+) -> tuple[str | None, str]:
+    """Rename the customer's first contact (or add one); (before, after), audited."""
+    contact = await session.scalar(
+        select(Contact).where(Contact.customer_id == customer_id).order_by(Contact.id).limit(1)
+    )
+    if contact is None:
+        added = await add_contact(
+            session,
+            actor_id=actor_id,
+            customer_id=customer_id,
+            name=name,
+            now=now,
+            source_key=source_key,
+        )
+        return None, added.name
+    old = contact.name
+    contact.name = name[:100]
+    await session.flush()
+    await audit.record(
+        session,
+        actor_id=actor_id,
+        action="contact.rename",
+        entity="contacts",
+        entity_id=str(contact.id),
+        before={"name": old},
+        after={"name": contact.name},
+        source_key=source_key,
+        now=now,
+    )
+    return old, contact.name

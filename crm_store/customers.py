@@ -17,6 +17,7 @@ from sqlalchemy import func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_store import audit, config_data
+from crm_store.models.audit import AuditEntry
 from crm_store.models.customer import (
     Customer,
     CustomerOwnerHistory,
@@ -679,3 +680,76 @@ async def handover(
         now=now,
     )
     return len(customer_ids)
+
+
+class CustomerField(StrEnum):
+    """What 改 may change on a customer."""
+
+    NAME = "name"
+    INDUSTRY = "industry"
+    PHONE = "phone"
+    CITY = "city"
+
+
+async def edit_customer(
+    session: AsyncSession,
+    *,
+    scope: Scope,
+    customer_id: int,
+    field: CustomerField,
+    value: str,
+    source_key: str,
+    now: datetime,
+) -> tuple[str | None, str | None]:
+    """Change one field of a customer the actor may change; (before, after), audited.
+
+    A rename recomputes the lookup keys, so the customer is found by its new name at once.
+    A retry of the same message changes nothing again.
+    """
+    if await _already_done(session, source_key):
+        current = await session.get(Customer, customer_id)
+        shown = None if current is None else getattr(current, field.value)
+        return shown, shown
+    customer = await session.scalar(
+        select(Customer)
+        .where(Customer.id == customer_id, scope.customer_writable())
+        .with_for_update()
+    )
+    if customer is None:
+        raise NotAllowed(f"{scope.actor.userid} may not change customer {customer_id}")
+    before = audit.snapshot(customer, _CUSTOMER_FIELDS)
+    old = getattr(customer, field.value)
+    cleaned = value.strip()
+    if field is CustomerField.NAME:
+        if not cleaned:
+            raise ValueError("a customer needs a name")
+        customer.name = cleaned[:200]
+        customer.name_core = normalize_company_name(cleaned)
+        full_keys, initial_keys = pinyin_keys(customer.name_core or cleaned)
+        customer.pinyin = _fit(full_keys, 1000)
+        customer.initials = _fit(initial_keys, 200)
+    elif field is CustomerField.PHONE:
+        customer.phone = normalize_phone(cleaned)
+    else:
+        setattr(customer, field.value, cleaned[:64] or None)
+    customer.updated_at = now
+    await session.flush()
+    await audit.record(
+        session,
+        actor_id=scope.actor.userid,
+        action=f"customer.edit.{field.value}",
+        entity="customer",
+        entity_id=customer_id,
+        before=before,
+        after=audit.snapshot(customer, _CUSTOMER_FIELDS),
+        source_key=source_key,
+        now=now,
+    )
+    return old, getattr(customer, field.value)
+
+
+async def _already_done(session: AsyncSession, source_key: str) -> bool:
+    found = await session.scalar(
+        select(AuditEntry.id).where(AuditEntry.source_key == source_key).limit(1)
+    )
+    return found is not None

@@ -20,6 +20,7 @@ from crm_store import audit, config_data
 from crm_store.config_data import Stage
 from crm_store.customers import NotAllowed
 from crm_store.dialect import insert_ignore
+from crm_store.models.audit import AuditEntry
 from crm_store.models.customer import Customer
 from crm_store.models.sales import Opportunity, OpportunityStageHistory, OpportunityState
 from crm_store.scope import Scope
@@ -438,3 +439,66 @@ async def move_stage(
     )
     moved = await get_view(session, scope=scope, opportunity_id=opportunity_id)
     return StageMove(MoveOutcome.MOVED, moved, current, target.name, known)
+
+
+class DealField(StrEnum):
+    """What 改 may change on a deal."""
+
+    AMOUNT = "amount"
+    EXPECTED_CLOSE = "expected_close_date"
+    TITLE = "title"
+
+
+async def edit_opportunity(
+    session: AsyncSession,
+    *,
+    scope: Scope,
+    opportunity_id: int,
+    field: DealField,
+    value: Decimal | date | str,
+    source_key: str,
+    now: datetime,
+) -> OpportunityView:
+    """Change one field of a deal the actor may change, audited; a retry changes nothing."""
+    opportunity = await session.scalar(
+        select(Opportunity)
+        .where(Opportunity.id == opportunity_id, scope.opportunities())
+        .with_for_update(of=Opportunity)
+    )
+    if opportunity is None or not await _may_change(session, scope, opportunity):
+        raise NotAllowed(f"{scope.actor.userid} may not change opportunity {opportunity_id}")
+    done = await session.scalar(
+        select(AuditEntry.id).where(AuditEntry.source_key == source_key).limit(1)
+    )
+    if done is None:
+        fields = ("title", "amount", "expected_close_date")
+        before = audit.snapshot(opportunity, fields)
+        if field is DealField.AMOUNT:
+            if not isinstance(value, Decimal) or value < 0:
+                raise ValueError("an amount is a non-negative number")
+            opportunity.amount = value.quantize(Decimal("0.01"))
+        elif field is DealField.EXPECTED_CLOSE:
+            if not isinstance(value, date):
+                raise ValueError("an expected close date is a date")
+            opportunity.expected_close_date = value
+        else:
+            title = str(value).strip()
+            if not title:
+                raise ValueError("a deal needs a title")
+            opportunity.title = title[:_TITLE_MAX]
+        opportunity.updated_at = now
+        await session.flush()
+        await audit.record(
+            session,
+            actor_id=scope.actor.userid,
+            action=f"opportunity.edit.{field.value}",
+            entity="opportunity",
+            entity_id=opportunity_id,
+            before=before,
+            after=audit.snapshot(opportunity, fields),
+            source_key=source_key,
+            now=now,
+        )
+    view = await get_view(session, scope=scope, opportunity_id=opportunity_id)
+    assert view is not None  # it was read through the same scope above
+    return view

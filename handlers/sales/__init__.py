@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from handlers.sales import customers, deals, followup, lookup, sharing, todo
+from handlers.sales import customers, deals, edit, followup, lookup, sharing, todo
 
 ROUTERS = (
     lookup.router,
@@ -10,5 +10,6 @@ ROUTERS = (
     deals.router,
     customers.router,
     sharing.router,
+    edit.router,
     todo.router,
 )

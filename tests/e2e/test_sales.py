@@ -412,3 +412,45 @@ async def test_sharing_stays_within_ones_rights(crm: BotHarness) -> None:
     assert "没有找到" in answer  # not hers to see, so not hers to share
     [nobody] = await crm.say("zhangsan", "共享 阿里 不存在的人")
     assert "通讯录里没有找到" in nobody
+
+
+async def test_correcting_a_customer_and_a_deal_in_chat(crm: BotHarness) -> None:
+    from crm_store.models import AuditEntry
+
+    [industry] = await crm.say("zhangsan", "改 阿里 行业 电子商务")
+    assert "行业从“互联网”改为“电子商务”" in industry
+    [phone] = await crm.say("zhangsan", "改 阿里 电话 +86 138-0013-8000")
+    assert "13800138000" in phone
+    [renamed] = await crm.say("zhangsan", "改 阿里 名称 阿里巴巴（中国）有限公司")
+    assert "阿里巴巴(中国)有限公司" in renamed
+    [card] = await crm.say("zhangsan", "查 阿里巴巴中国")
+    assert "**阿里巴巴(中国)有限公司**" in card  # found by its new name at once
+    await crm.say("zhangsan", "商机 鹅厂 企业微信集成 三十万")
+    [amount] = await crm.say("zhangsan", "改 企业微信集成 金额 45万")
+    assert "从“30万”改为“45万”" in amount
+    [closing] = await crm.say("zhangsan", "改 企业微信集成 预计成交 12月31日")
+    assert "2026年12月31日" in closing
+    [contact] = await crm.say("zhangsan", "改 鹅厂 联系人 马总")
+    assert "马总" in contact
+    async with crm.runtime.sessions() as session:
+        deal = await session.scalar(select(Opportunity))
+        audited = (
+            await session.scalars(
+                select(AuditEntry.action).where(AuditEntry.action.like("%edit%"))
+            )
+        ).all()
+    assert deal is not None and deal.amount == 450000
+    assert {"customer.edit.industry", "customer.edit.phone", "customer.edit.name"} <= set(audited)
+    assert {"opportunity.edit.amount", "opportunity.edit.expected_close_date"} <= set(audited)
+
+
+async def test_bad_corrections_change_nothing(crm: BotHarness) -> None:
+    [which] = await crm.say("zhangsan", "改 阿里 颜色 红")
+    assert "要改哪一项" in which
+    [bad] = await crm.say("zhangsan", "改 阿里 电话 12")
+    assert "电话" in bad
+    [other] = await crm.say("qianqi", "改 阿里巴巴 行业 金融")
+    assert "没有找到" in other
+    async with crm.runtime.sessions() as session:
+        customer = await session.scalar(select(Customer).where(Customer.name.like("阿里%")))
+    assert customer is not None and customer.industry == "互联网"
