@@ -6,7 +6,7 @@ import re
 from datetime import UTC
 from typing import Any
 
-from crm_store import followups
+from crm_store import config_data, followups
 from crm_store.customers import NotAllowed, get_visible
 from crm_store.followups import UndoResult
 from crm_store.models import Customer
@@ -18,11 +18,18 @@ from handlers.kit.context import HandlerContext
 from handlers.kit.inbound import CardAction
 from handlers.kit.replies import Card, CardButton, Reply
 from handlers.kit.routing import Router
-from handlers.parsing import When, WhenError, WhenProblem, find_followup_kind, split_next_step
+from handlers.parsing import (
+    FALLBACK_KIND,
+    When,
+    WhenError,
+    WhenProblem,
+    find_followup_kind,
+    kind_label,
+    split_next_step,
+)
 
 router = Router(name=__name__)
 _HEAD = re.compile(r"\s*([^\s,，;；:：]+)[\s,，;；:：]*(.*)", re.S)
-KIND_TEXT = {"call": "电话", "visit": "拜访", "wechat": "微信", "meeting": "会议", "other": "其他"}
 USAGE = "跟进 <客户> <发生了什么，下一步和时间>"
 EXAMPLE = "跟进 阿里 今天拜访了王总，对报价有兴趣，下周三下午再联系"
 
@@ -99,7 +106,9 @@ async def record_followup(
         return [problem]
     step = split_next_step(text, now=ctx.now(), tz=ctx.tz)
     when = step.when if isinstance(step.when, When) else None
-    kind = find_followup_kind(text) or "other"
+    kinds = await config_data.get_followup_kinds(ctx.session)  # once per message
+    found = find_followup_kind(text, kinds)
+    kind = found.code if found else FALLBACK_KIND
     next_step = _without_time(step.next_step, when)
     try:
         logged = await followups.log_followup(
@@ -119,7 +128,7 @@ async def record_followup(
     await state.remember(ctx, state.LAST_CUSTOMER, {"id": customer.id})
     lines = [
         ("客户", customer.name),
-        ("方式", KIND_TEXT.get(kind, kind)),
+        ("方式", kind_label(kinds, kind)),
         ("内容", step.content or text),
     ]
     if next_step:
