@@ -1,14 +1,17 @@
 """A follow-up note split into what happened and what comes next (with its time)."""
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
+from crm_store.config_data import FollowupKind
 from handlers.parsing._chars import fold_width
-from handlers.parsing.when import Found, When, WhenError, WhenProblem, scan_times
+from handlers.parsing.kinds import find_followup_kind
+from handlers.parsing.when import Found, When, WhenError, WhenProblem, find_when, scan_times
 
-__all__ = ["NextStep", "split_next_step"]
+__all__ = ["NextStep", "looks_like_note", "split_next_step"]
 
 
 @dataclass(frozen=True)
@@ -103,3 +106,17 @@ def split_next_step(text: str, *, now: datetime, tz: ZoneInfo) -> NextStep:
     next_step = _LEADING_CONNECTIVE.sub("", _join(text, chosen, ends)).strip(_TRIM)
     rest = [c for c in clauses if c not in chosen]
     return NextStep(_join(text, rest, ends), next_step or None, when)
+
+
+_NOTE_MARKER = re.compile(r"了|已|刚|沟通|确认")  # what a sentence has and a company name lacks
+
+
+def looks_like_note(
+    word: str, kinds: Sequence[FollowupKind], *, now: datetime, tz: ZoneInfo
+) -> bool:
+    """Is the first word of 跟进 clearly the start of a note ("电话沟通了续约", "今天拜访"),
+    not a customer's name? Only then may a follow-up go to the customer looked up last."""
+    if find_followup_kind(word, kinds) is not None or _NOTE_MARKER.search(word):
+        return True
+    found = find_when(word, now=now, tz=tz)
+    return found is not None and found.span[0] == 0

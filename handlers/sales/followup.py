@@ -7,6 +7,7 @@ from datetime import UTC
 from typing import Any
 
 from crm_store import config_data, followups
+from crm_store.config_data import FollowupKind
 from crm_store.customers import NotAllowed, get_visible
 from crm_store.followups import UndoResult
 from crm_store.models import Customer
@@ -25,6 +26,7 @@ from handlers.parsing import (
     WhenProblem,
     find_followup_kind,
     kind_label,
+    looks_like_note,
     split_next_step,
 )
 
@@ -60,9 +62,13 @@ async def log_followup(ctx: HandlerContext, argument: str) -> list[Reply]:
         return [ctx.reply("help/usage", usage=USAGE, example=EXAMPLE)]
     last = await state.recall(ctx, state.LAST_CUSTOMER)
     if last is not None and not await _is_customer_name(ctx, head):
-        customer = await get_visible(ctx.session, ctx.scope(), int(last["id"]))
-        if customer is not None:
-            return await record_followup(ctx, customer, {"text": argument})
+        # Only a first word that is clearly part of the note goes to the last customer; a
+        # name that finds nothing is answered "not found", never filed on someone else.
+        kinds = await config_data.get_followup_kinds(ctx.session)
+        if looks_like_note(head, kinds, now=ctx.now(), tz=ctx.tz):
+            customer = await get_visible(ctx.session, ctx.scope(), int(last["id"]))
+            if customer is not None:
+                return await record_followup(ctx, customer, {"text": argument}, kinds=kinds)
     if not rest:
         return [ctx.reply("sales/followup_needs_content", customer=head, example=EXAMPLE)]
     problem = _time_problem(ctx, rest)
@@ -98,7 +104,11 @@ def _time_problem(ctx: HandlerContext, text: str) -> Reply | None:
 
 @resolution.continues("log")
 async def record_followup(
-    ctx: HandlerContext, customer: Customer, payload: dict[str, Any]
+    ctx: HandlerContext,
+    customer: Customer,
+    payload: dict[str, Any],
+    *,
+    kinds: list[FollowupKind] | None = None,
 ) -> list[Reply]:
     text = str(payload["text"])
     problem = _time_problem(ctx, text)
@@ -106,7 +116,8 @@ async def record_followup(
         return [problem]
     step = split_next_step(text, now=ctx.now(), tz=ctx.tz)
     when = step.when if isinstance(step.when, When) else None
-    kinds = await config_data.get_followup_kinds(ctx.session)  # once per message
+    if kinds is None:  # read once per message
+        kinds = await config_data.get_followup_kinds(ctx.session)
     found = find_followup_kind(text, kinds)
     kind = found.code if found else FALLBACK_KIND
     next_step = _without_time(step.next_step, when)
