@@ -102,7 +102,8 @@ def split_next_step(text: str, *, now: datetime, tz: ZoneInfo) -> NextStep:
     ranked = [t for t, a in in_next if a] + [
         t for t, a in in_next if not (isinstance(t, WhenProblem) and t.kind is WhenError.PAST)
     ]
-    when = (ranked or [t for t, _ in in_next] or [None])[0]
+    candidates = ranked or [t for t, _ in in_next]
+    when = candidates[0] if candidates else None
     next_step = _LEADING_CONNECTIVE.sub("", _join(text, chosen, ends)).strip(_TRIM)
     rest = [c for c in clauses if c not in chosen]
     return NextStep(_join(text, rest, ends), next_step or None, when)

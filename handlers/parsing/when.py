@@ -13,8 +13,8 @@ from datetime import date, datetime, time, timedelta
 from enum import Enum
 from zoneinfo import ZoneInfo
 
-import chinese_calendar
-import cn2an
+import chinese_calendar  # type: ignore[import-untyped]
+import cn2an  # type: ignore[import-untyped]
 
 from handlers.parsing._chars import CN_DIGITS, after_number, fold_width
 
@@ -457,9 +457,10 @@ def _match_clock(text: str, pos: int) -> tuple[int, _Clock | None] | None:
     m = _P_DIAN.match(text, pos)
     if m is None:
         return None
-    hour = _int(m["h"])
-    if hour is None:
+    read_hour = _int(m["h"])
+    if read_hour is None:
         return None
+    hour = read_hour
     minute = 30 if m["half"] else 15 if m["q"] == "一刻" else 45 if m["q"] else 0
     if m["mi"]:
         read = _int(m["mi"])

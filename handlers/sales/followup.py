@@ -68,7 +68,7 @@ async def log_followup(ctx: HandlerContext, argument: str) -> list[Reply]:
         if looks_like_note(head, kinds, now=ctx.now(), tz=ctx.tz):
             customer = await get_visible(ctx.session, ctx.scope(), int(last["id"]))
             if customer is not None:
-                return await record_followup(ctx, customer, {"text": argument}, kinds=kinds)
+                return await _record(ctx, customer, argument, kinds)
     if not rest:
         return [ctx.reply("sales/followup_needs_content", customer=head, example=EXAMPLE)]
     problem = _time_problem(ctx, rest)
@@ -104,20 +104,20 @@ def _time_problem(ctx: HandlerContext, text: str) -> Reply | None:
 
 @resolution.continues("log")
 async def record_followup(
-    ctx: HandlerContext,
-    customer: Customer,
-    payload: dict[str, Any],
-    *,
-    kinds: list[FollowupKind] | None = None,
+    ctx: HandlerContext, customer: Customer, payload: dict[str, Any]
 ) -> list[Reply]:
-    text = str(payload["text"])
+    kinds = await config_data.get_followup_kinds(ctx.session)  # read once per message
+    return await _record(ctx, customer, str(payload["text"]), kinds)
+
+
+async def _record(
+    ctx: HandlerContext, customer: Customer, text: str, kinds: list[FollowupKind]
+) -> list[Reply]:
     problem = _time_problem(ctx, text)
     if problem is not None:
         return [problem]
     step = split_next_step(text, now=ctx.now(), tz=ctx.tz)
     when = step.when if isinstance(step.when, When) else None
-    if kinds is None:  # read once per message
-        kinds = await config_data.get_followup_kinds(ctx.session)
     found = find_followup_kind(text, kinds)
     kind = found.code if found else FALLBACK_KIND
     next_step = _without_time(step.next_step, when)

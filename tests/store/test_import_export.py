@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import csv
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -97,11 +97,12 @@ async def run_import(
     kind: str = "customers",
     dry_run: bool = False,
 ) -> ImportReport:
-    function = {
+    importers: dict[str, Callable[..., Awaitable[ImportReport]]] = {
         "customers": importer.import_customers,
         "leads": importer.import_leads,
         "followups": importer.import_followups,
-    }[kind]
+    }
+    function = importers[kind]
     ticks: list[int] = []
     options: dict[str, Any] = {"tz": SHANGHAI} if kind == "followups" else {}
     async with sessions() as session:
@@ -655,7 +656,8 @@ def test_time_cells() -> None:
     assert parse(None, SHANGHAI) is None and parse(" ", SHANGHAI) is None
     with pytest.raises(ValueError):
         parse("下周三", SHANGHAI)
-    assert parse("2026-01-31", SHANGHAI) + timedelta(hours=-1) == datetime(
+    date_only = parse("2026-01-31", SHANGHAI)
+    assert date_only is not None and date_only + timedelta(hours=-1) == datetime(
         2026, 1, 31, 0, 0, tzinfo=UTC
     )
 

@@ -17,6 +17,7 @@ from handlers.parsing import (
     find_followup_kind,
     find_when,
     kind_label,
+    looks_like_note,
     parse_amount,
     split_next_step,
 )
@@ -663,3 +664,21 @@ def test_parsers_never_raise(text: str) -> None:
     assert len(split.content) + len(split.next_step or "") <= len(text)
     parse_amount(text)
     find_amount(text)
+
+
+@pytest.mark.parametrize(
+    ("word", "note"),
+    [
+        ("电话沟通了续约", True),  # a kind word
+        ("今天拜访了王总", True),
+        ("明天再联系", True),  # starts with a time
+        ("已发报价", True),
+        ("确认样机需求", True),
+        ("字节", False),  # names: the rep is asked, nothing is filed on the last customer
+        ("北京字节跳动科技有限公司", False),
+        ("星辰科技", False),
+        ("阿里吧吧网咯", False),
+    ],
+)
+def test_looks_like_note(word: str, note: bool) -> None:
+    assert looks_like_note(word, DEFAULT_FOLLOWUP_KINDS, now=NOWS["fri"], tz=SH) is note

@@ -12,10 +12,10 @@ import sys
 from collections import defaultdict
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from rapidfuzz import fuzz, process
-from sqlalchemy import insert, select
+from sqlalchemy import Table, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_store.io.importer.report import ImportReport
@@ -326,7 +326,7 @@ async def _insert_customers(
     # of the returned rows does not matter. (Asking for parameter order makes SQLAlchemy
     # insert one row per statement on SQLite; reading ids back by name defeats PostgreSQL's
     # planner on a table that has just grown.)
-    table = Customer.__table__
+    table = cast(Table, Customer.__table__)
     returned = await session.execute(insert(table).returning(table.c.name_core, table.c.id), rows)
     id_of: dict[str, int] = {core: customer_id for core, customer_id in returned}
     ids = [id_of[row["name_core"]] for row in rows]

@@ -107,7 +107,8 @@ async def import_followups(
             .join(Customer, Customer.id == Followup.customer_id)
             .where(Followup.source_key.like(f"{IMPORT_KEY_PREFIX}%"))
         ):
-            known_keys[key] = Known(followup_id, customer_name, author_id)
+            if key is not None:
+                known_keys[key] = Known(followup_id, customer_name, author_id)
 
         def plan(row: Row) -> dict[str, Any]:
             customer_text = row.text("customer")

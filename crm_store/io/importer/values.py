@@ -107,20 +107,22 @@ def parse_local_datetime(value: Any, tz: tzinfo) -> datetime | None:
     elif isinstance(value, date):
         moment = datetime.combine(value, time(9))
     else:
-        text = unicodedata.normalize("NFKC", str(value)).strip()
-        text = re.sub(r"[年月/.]", "-", text).replace("日", " ").replace("T", " ")
-        text = re.sub(r"\s+", " ", text).strip()
-        moment = None
-        for pattern in ("%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%d"):
-            try:
-                moment = datetime.strptime(text, pattern)  # noqa: DTZ007 - zone added below
-            except ValueError:
-                continue
-            if pattern == "%Y-%m-%d":
-                moment = moment.replace(hour=9)
-            break
-        if moment is None:
-            raise ValueError(str(value))
+        moment = _parse_text_time(str(value))
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=tz)
     return moment.astimezone(UTC)
+
+
+def _parse_text_time(value: str) -> datetime:
+    """'2026-01-31 14:30', '2026/1/31', '2026年1月31日 9:00' as naive local time; a date alone
+    is 09:00. Raises ValueError with the text as written."""
+    text = unicodedata.normalize("NFKC", value).strip()
+    text = re.sub(r"[年月/.]", "-", text).replace("日", " ").replace("T", " ")
+    text = re.sub(r"\s+", " ", text).strip()
+    for pattern in ("%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%d"):
+        try:
+            moment = datetime.strptime(text, pattern)  # noqa: DTZ007 - zone added by the caller
+        except ValueError:
+            continue
+        return moment.replace(hour=9) if pattern == "%Y-%m-%d" else moment
+    raise ValueError(value)
