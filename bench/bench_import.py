@@ -31,7 +31,8 @@ from sqlalchemy import func, select, text
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from crm_store import customers, importer, staff  # noqa: E402
+from crm_store import customers, staff  # noqa: E402
+from crm_store.io import importer  # noqa: E402
 from crm_store.migrate import upgrade  # noqa: E402
 from crm_store.models import Customer  # noqa: E402
 from crm_store.scope import load_scope  # noqa: E402

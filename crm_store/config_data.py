@@ -88,10 +88,12 @@ DEFAULT_SLA_HOURS: dict[str, int] = {
     Priority.P4.value: 72,
 }
 DEFAULT_FOLLOWUP_KINDS: tuple[FollowupKind, ...] = (
-    FollowupKind("call", "电话", ("打电话", "通话", "致电", "电联", "call", "phone")),
-    FollowupKind("visit", "拜访", ("上门", "面谈", "见面", "visit")),
-    FollowupKind("wechat", "微信", ("企业微信", "聊天", "消息", "wechat", "chat")),
-    FollowupKind("meeting", "会议", ("开会", "视频会议", "线上会议", "meeting")),
+    FollowupKind(
+        "call", "电话", ("打电话", "通话", "致电", "电联", "回电", "来电", "call", "phone")
+    ),
+    FollowupKind("visit", "拜访", ("上门", "面谈", "见面", "登门", "visit")),
+    FollowupKind("wechat", "微信", ("企业微信", "企微", "聊天", "消息", "wechat", "chat")),
+    FollowupKind("meeting", "会议", ("开会", "电话会议", "视频会议", "线上会议", "meeting")),
     FollowupKind("other", "其他", ("其它", "other")),
 )
 DEFAULT_ROLE_SCOPES: dict[str, RoleScope] = {

@@ -5,13 +5,11 @@ Writes never commit (the worker owns the transaction) and each leaves an audit r
 
 from __future__ import annotations
 
-import unicodedata
 from dataclasses import dataclass
 from datetime import datetime, timedelta, tzinfo
 from decimal import Decimal
 from enum import StrEnum
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -28,9 +26,9 @@ from crm_store.models.customer import (
 from crm_store.models.org import Staff
 from crm_store.models.sales import Lead, LeadStatus, Opportunity, OpportunityState, Task
 from crm_store.names import normalize_company_name, pinyin_keys
+from crm_store.phones import stored_phone
 from crm_store.scope import Actor, Scope
 
-COMPANY_TZ = ZoneInfo("Asia/Shanghai")
 POOL_OWNER_NAME = "公海"
 NO_OWNER_NAME = "无负责人"
 _CUSTOMER_FIELDS = (
@@ -100,17 +98,9 @@ class NotAllowed(Exception):
 
 
 def normalize_phone(phone: str | None) -> str | None:
-    """One spelling per number ("138-0013 8000" → "13800138000"), so dedup compares equals."""
-    if phone is None:
-        return None
-    text = unicodedata.normalize("NFKC", phone)
-    cleaned = "".join(ch for ch in text if ch.isdigit() or ch == "+")
-    # Mainland numbers with the country code are the same numbers: +86 / 0086 / 86 + 11 digits.
-    for prefix in ("+86", "0086", "86"):
-        rest = cleaned.removeprefix(prefix)
-        if rest != cleaned and len(rest) == 11 and rest.startswith("1"):
-            return rest
-    return cleaned or None
+    """One spelling per number ("138-0013 8000" → "13800138000"), so dedup compares equals;
+    None when it is not a mainland phone (crm_store.phones is the one parser)."""
+    return stored_phone(phone)
 
 
 def _fit(keys: list[str], limit: int) -> str:
@@ -503,9 +493,7 @@ def _day_start(now: datetime, tz: tzinfo) -> datetime:
     return local.replace(hour=0, minute=0, second=0, microsecond=0).astimezone(now.tzinfo)
 
 
-async def claims_today(
-    session: AsyncSession, *, userid: str, now: datetime, tz: tzinfo = COMPANY_TZ
-) -> int:
+async def claims_today(session: AsyncSession, *, userid: str, now: datetime, tz: tzinfo) -> int:
     """Pool claims by this person since local midnight, the count the daily limit applies to."""
     count = await session.scalar(
         select(func.count())
@@ -525,7 +513,7 @@ async def claim_from_pool(
     actor: Actor,
     customer_id: int,
     now: datetime,
-    tz: tzinfo = COMPANY_TZ,
+    tz: tzinfo,
     source_key: str | None = None,
 ) -> ClaimResult:
     """Take a pool customer, within the daily limit (per local day, 0 turns claiming off) and

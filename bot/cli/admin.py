@@ -21,7 +21,8 @@ import typer
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from crm_store import config_data, customers, exporter, importer, staff
+from crm_store import config_data, customers, staff
+from crm_store.io import exporter, importer
 from crm_store.models.org import Department, Role, ScopeLevel, Staff, StaffDepartment
 from crm_store.session import create_engine, session_factory
 

@@ -10,6 +10,7 @@ from crm_store import contacts, customers
 from crm_store.customers import ClaimOutcome, DuplicateHint, normalize_phone
 from crm_store.models import Customer
 from crm_store.names import normalize_company_name
+from crm_store.phones import find_phone
 from handlers.common import customer_resolution as resolution
 from handlers.common.collisions import notify_owner
 from handlers.common.customer_resolution import LAST_CUSTOMER, LastCustomer, NoDraft
@@ -38,7 +39,6 @@ class ConfirmNewKey(CardKey, prefix="confirm_new", legacy="confirm_new"):
 
 CONFIRM_NEW = router.slot("confirm_new", NewCustomerDraft, ttl=timedelta(minutes=10))
 _WORDS = re.compile(r"[\s,，;；、]+")
-_PHONE = re.compile(r"^(\+?86[- ]?)?(1[3-9]\d{9}|0\d{2,3}-?\d{7,8})$")
 # The commonest surnames: a short token starting with one is a contact, otherwise an industry.
 _SURNAMES = set(
     "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑梁谢宋唐许韩冯邓曹彭曾肖田董袁潘于蒋蔡余杜"
@@ -51,13 +51,19 @@ REASON_TEXT = {"name": "名称相近", "phone": "电话相同", "name_and_phone"
 
 
 def parse_new_customer(argument: str) -> dict[str, str | None] | None:
-    """Name first; then a phone by its shape, and industry/contact by position or surname."""
+    """Name first; then a phone however it is written (crm_store.phones), and industry/contact
+    by position or surname. The phone comes back in its stored form."""
     words = [w for w in _WORDS.split(argument) if w]
     if not words:
         return None
-    name, extras = words[0], words[1:]
-    phone = next((w for w in extras if _PHONE.match(w)), None)
-    others = [w for w in extras if w != phone]
+    name = words[0]
+    rest = argument[argument.index(name) + len(name) :]
+    found = find_phone(rest)
+    phone = None
+    if found is not None:
+        phone = found[0].stored
+        rest = f"{rest[: found[1][0]]} {rest[found[1][1] :]}"
+    others = [w for w in _WORDS.split(rest) if w]
     industry = contact = None
     if len(others) >= 2:
         industry, contact = others[0], " ".join(others[1:])
@@ -104,10 +110,8 @@ async def new_customer(ctx: HandlerContext, argument: str) -> list[Reply]:
 
 
 def _looks_like_bad_phone(argument: str) -> bool:
-    return any(
-        sum(ch.isdigit() for ch in w) >= 5 and not _PHONE.match(w)
-        for w in _WORDS.split(argument)[1:]
-    )
+    """Called when no phone was found: a word with five digits was meant as one."""
+    return any(sum(ch.isdigit() for ch in w) >= 5 for w in _WORDS.split(argument)[1:])
 
 
 def _draft(fields: dict[str, str | None]) -> NewCustomerDraft:

@@ -6,7 +6,8 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, timedelta
 
-from crm_store import followups
+from crm_store import config_data, followups
+from crm_store.config_data import FollowupKind
 from crm_store.customers import NotAllowed
 from crm_store.followups import UndoResult
 from crm_store.models import Customer
@@ -17,7 +18,16 @@ from handlers.kit.cards import CardKey
 from handlers.kit.context import HandlerContext
 from handlers.kit.replies import Reply
 from handlers.kit.routing import Router
-from handlers.parsing import When, WhenError, WhenProblem, find_followup_kind, split_next_step
+from handlers.parsing import (
+    FALLBACK_KIND,
+    When,
+    WhenError,
+    WhenProblem,
+    find_followup_kind,
+    kind_label,
+    looks_like_note,
+    split_next_step,
+)
 from handlers.sales.steps import SELLERS, SalesStep
 
 router = Router("sales.followup", audience="sales", title="销售", roles=SELLERS)
@@ -40,7 +50,6 @@ class UndoKey(CardKey, prefix="undo", legacy="undo:"):
 
 UNDO = router.slot("undo", UndoFollowup, ttl=timedelta(minutes=10))
 _HEAD = re.compile(r"\s*([^\s,，;；:：]+)[\s,，;；:：]*(.*)", re.S)
-KIND_TEXT = {"call": "电话", "visit": "拜访", "wechat": "微信", "meeting": "会议", "other": "其他"}
 USAGE = "跟进 <客户> <发生了什么，下一步和时间>"
 EXAMPLE = "跟进 阿里 今天拜访了王总，对报价有兴趣，下周三下午再联系"
 
@@ -68,9 +77,13 @@ async def log_followup(ctx: HandlerContext, argument: str) -> list[Reply]:
     if not head:
         return [ctx.usage()]
     if not await _is_customer_name(ctx, head):
-        customer = await resolution.last_customer(ctx)
-        if customer is not None:
-            return await record_followup(ctx, customer, FollowupDraft(argument))
+        # Only a first word that is clearly part of the note goes to the last customer; a
+        # name that finds nothing is answered "not found", never filed on someone else.
+        kinds = await config_data.get_followup_kinds(ctx.session)
+        if looks_like_note(head, kinds, now=ctx.now(), tz=ctx.tz):
+            customer = await resolution.last_customer(ctx)
+            if customer is not None:
+                return await _record(ctx, customer, argument, kinds)
     if not rest:
         return [ctx.reply("sales/followup_needs_content", customer=head, example=EXAMPLE)]
     problem = _time_problem(ctx, rest)
@@ -107,13 +120,20 @@ def _time_problem(ctx: HandlerContext, text: str) -> Reply | None:
 async def record_followup(
     ctx: HandlerContext, customer: Customer, draft: FollowupDraft
 ) -> list[Reply]:
-    text = draft.text
+    kinds = await config_data.get_followup_kinds(ctx.session)  # read once per message
+    return await _record(ctx, customer, draft.text, kinds)
+
+
+async def _record(
+    ctx: HandlerContext, customer: Customer, text: str, kinds: list[FollowupKind]
+) -> list[Reply]:
     problem = _time_problem(ctx, text)
     if problem is not None:
         return [problem]
     step = split_next_step(text, now=ctx.now(), tz=ctx.tz)
     when = step.when if isinstance(step.when, When) else None
-    kind = find_followup_kind(text) or "other"
+    found = find_followup_kind(text, kinds)
+    kind = found.code if found else FALLBACK_KIND
     next_step = _without_time(step.next_step, when)
     try:
         logged = await followups.log_followup(
@@ -141,7 +161,7 @@ async def record_followup(
         task_id=resolution.task_id(ctx, "log"),
         keys=((UndoKey(logged.followup_id).pack(), 2),),
         customer=customer.name,
-        kind=KIND_TEXT.get(kind, kind),
+        kind=kind_label(kinds, kind),
         content=step.content or text,
         next_step=next_step,
         reminder=reminder,

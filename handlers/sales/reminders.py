@@ -9,11 +9,11 @@ from zoneinfo import ZoneInfo
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_store import tasks
+from handlers.common.format import format_when
 from handlers.kit.replies import Card, CardButton, CardReply, Reply
 from handlers.sales.todo import DoneKey
 
 CATCH_UP = timedelta(hours=24)  # a worker that was down still sends what fell due meanwhile
-_WEEKDAYS = "一二三四五六日"
 
 
 @dataclass(frozen=True)
@@ -24,11 +24,6 @@ class Scheduled:
     reply: Reply
 
 
-def _when(moment: datetime, tz: ZoneInfo) -> str:
-    local = moment.astimezone(tz)
-    return f"{local.month}月{local.day}日(周{_WEEKDAYS[local.weekday()]}) {local:%H:%M}"
-
-
 async def due_reminders(session: AsyncSession, *, now: datetime, tz: ZoneInfo) -> list[Scheduled]:
     """Reminders for tasks that fell due in the catch-up window and are still open."""
     due = await tasks.due_reminders(session, now=now, since=now - CATCH_UP)
@@ -37,7 +32,7 @@ async def due_reminders(session: AsyncSession, *, now: datetime, tz: ZoneInfo) -
         lines = [("事项", item.title)]
         if item.customer_name:
             lines.append(("客户", item.customer_name))
-        lines.append(("时间", _when(item.due_at, tz)))
+        lines.append(("时间", format_when(item.due_at, now=now, tz=tz)))
         card = Card(
             title="跟进提醒",
             description="做完了点“完成”；要改时间请回复：待办，再按序号推迟",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from datetime import timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import func, select
@@ -24,6 +25,8 @@ from crm_store.models import (
 from crm_store.names import normalize_company_name
 from crm_store.scope import Actor, load_actor
 from tests.store.conftest import AMOUNTS, CUSTOMERS, Org
+
+SHANGHAI = ZoneInfo("Asia/Shanghai")
 
 
 async def _actor(org: Org, userid: str) -> Actor:
@@ -180,7 +183,7 @@ async def _claim(org: Org, userid: str, customer_id: int) -> customers.ClaimResu
     actor = await _actor(org, userid)
     async with org.sessions.begin() as session:
         return await customers.claim_from_pool(
-            session, actor=actor, customer_id=customer_id, now=org.clock.now()
+            session, actor=actor, customer_id=customer_id, now=org.clock.now(), tz=SHANGHAI
         )
 
 

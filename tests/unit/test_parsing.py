@@ -8,14 +8,16 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from crm_store.config_data import DEFAULT_FOLLOWUP_KINDS, FollowupKind
 from handlers.parsing import (
-    FOLLOWUP_KINDS,
     When,
     WhenError,
     WhenProblem,
     find_amount,
     find_followup_kind,
     find_when,
+    kind_label,
+    looks_like_note,
     parse_amount,
     split_next_step,
 )
@@ -529,23 +531,41 @@ def test_amount_tables_are_large_enough() -> None:
         ("今天拜访了王总", "visit"),
         ("上门演示", "visit"),
         ("面谈了一小时", "visit"),
+        ("登门拜访", "visit"),
         ("打电话给李总", "call"),
         ("致电客户", "call"),
         ("电话沟通需求", "call"),
+        ("客户来电问进度", "call"),
         ("加了微信", "wechat"),
+        ("企微发了资料", "wechat"),
         ("开会讨论方案", "meeting"),
         ("参加了客户的会议", "meeting"),
         ("电话会议", "meeting"),
         ("上门演示后微信联系", "visit"),
+        ("给他 call 了一下", "call"),
+        ("recall 的问题", None),
+        ("其他方面都还好", None),
         ("对报价有兴趣", None),
     ],
 )
 def test_find_followup_kind(text: str, kind: str | None) -> None:
-    """The first kind word decides; the caller falls back to "other"."""
-    assert find_followup_kind(text) == kind
+    """The first kind word decides, from the configured kinds; the caller falls back."""
+    found = find_followup_kind(text, DEFAULT_FOLLOWUP_KINDS)
+    assert (found.code if found else None) == kind
 
 
-def test_followup_kinds_cover_the_brief() -> None:
+def test_a_configured_kind_is_detected_and_labelled() -> None:
+    """An admin's new kind is understood in chat, with its own words and label."""
+    kinds = [*DEFAULT_FOLLOWUP_KINDS, FollowupKind("training", "培训", ("上课", "讲课"))]
+    found = find_followup_kind("今天去做了培训，下周再回访", kinds)
+    assert found is not None and found.code == "training"
+    assert kind_label(kinds, "training") == "培训"
+    assert find_followup_kind("今天去做了培训", DEFAULT_FOLLOWUP_KINDS) is None
+    assert kind_label(kinds, "call") == "电话"
+    assert kind_label(kinds, "gone") == "gone"  # a kind removed later still shows its code
+
+
+def test_default_kinds_cover_the_brief() -> None:
     """The words the brief names map to the four kinds the store knows."""
     for word, kind in {
         "电话": "call",
@@ -558,8 +578,65 @@ def test_followup_kinds_cover_the_brief() -> None:
         "会议": "meeting",
         "开会": "meeting",
     }.items():
-        assert FOLLOWUP_KINDS[word] == kind
-    assert set(FOLLOWUP_KINDS.values()) == {"call", "visit", "wechat", "meeting"}
+        found = find_followup_kind(word, DEFAULT_FOLLOWUP_KINDS)
+        assert found is not None and found.code == kind
+
+
+# Dates written with a dot, and the numbers that must stay numbers.
+DOT_DATES: list[tuple[str, str | None, str | None]] = [
+    # (text, the time expression found, "YYYY-MM-DD HH:MM") on Friday 2026-11-20 19:30
+    ("12.12再联系", "12.12", "2026-12-12 09:00"),
+    ("3.15前给报价", "3.15", "2027-03-15 09:00"),
+    ("12.12下午3点再谈", "12.12下午3点", "2026-12-12 15:00"),
+    ("12.12 14:00 上门", "12.12 14:00", "2026-12-12 14:00"),
+    ("3.15号", "3.15号", "2027-03-15 09:00"),
+    ("12.1日见", "12.1日", "2026-12-01 09:00"),
+    ("推到12.12再谈", "12.12", "2026-12-12 09:00"),
+    ("聊了报价，12.12下午再联系", "12.12下午", "2026-12-12 14:00"),
+    ("2026.12.12", "2026.12.12", "2026-12-12 09:00"),
+    ("1.2万", None, None),
+    ("报价降到1.5", None, None),
+    ("降到3.5再说", None, None),
+    ("增长3.2%", None, None),
+    ("评分4.5分", None, None),
+    ("折扣9.5折", None, None),
+    ("版本2.10发布", None, None),
+    ("单价3.15元", None, None),
+    ("单价3.15前有效", None, None),
+    ("1.5个点", None, None),
+    ("12.32再联系", None, None),
+    ("13.1再联系", None, None),
+]
+
+
+@pytest.mark.parametrize(("text", "written", "at"), DOT_DATES)
+def test_dates_with_a_dot(text: str, written: str | None, at: str | None) -> None:
+    found = find_when(text, now=NOWS["fri"], tz=SH)
+    if written is None:
+        assert found is None
+        return
+    assert isinstance(found, When) and found.text == written
+    assert found.at.strftime("%Y-%m-%d %H:%M") == at
+
+
+@pytest.mark.parametrize(
+    ("text", "amount"),
+    [
+        ("报价1.5万，12.12再联系", Decimal(15000)),
+        ("12.12再联系", None),
+        ("1.2万", Decimal(12000)),
+        ("3.15前付2.5万", Decimal(25000)),
+    ],
+)
+def test_dot_dates_do_not_swallow_amounts(text: str, amount: Decimal | None) -> None:
+    found = find_amount(text)
+    assert (found[0] if found else None) == amount
+
+
+def test_a_dot_date_in_a_note_is_the_next_step() -> None:
+    split = split_next_step("聊了报价1.2万，12.12下午再联系", now=NOWS["fri"], tz=SH)
+    assert split.content == "聊了报价1.2万" and split.next_step == "12.12下午再联系"
+    assert isinstance(split.when, When) and split.when.text == "12.12下午"
 
 
 _PIECES = list("0123456789一二两三十点半号日月年周天后前再了，,。:/-. 万千元¥kw") + [
@@ -587,3 +664,21 @@ def test_parsers_never_raise(text: str) -> None:
     assert len(split.content) + len(split.next_step or "") <= len(text)
     parse_amount(text)
     find_amount(text)
+
+
+@pytest.mark.parametrize(
+    ("word", "note"),
+    [
+        ("电话沟通了续约", True),  # a kind word
+        ("今天拜访了王总", True),
+        ("明天再联系", True),  # starts with a time
+        ("已发报价", True),
+        ("确认样机需求", True),
+        ("字节", False),  # names: the rep is asked, nothing is filed on the last customer
+        ("北京字节跳动科技有限公司", False),
+        ("星辰科技", False),
+        ("阿里吧吧网咯", False),
+    ],
+)
+def test_looks_like_note(word: str, note: bool) -> None:
+    assert looks_like_note(word, DEFAULT_FOLLOWUP_KINDS, now=NOWS["fri"], tz=SH) is note

@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from crm_store import config_data
-from crm_store.importer import CUSTOMER_COLUMNS, FOLLOWUP_COLUMNS
+from crm_store.io.importer import CUSTOMER_COLUMNS, FOLLOWUP_COLUMNS
 from crm_store.models.customer import Contact, Customer
 from crm_store.models.sales import Followup, Opportunity, OpportunityState
 from crm_store.models.service import Ticket, TicketStatus

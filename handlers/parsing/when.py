@@ -1,4 +1,4 @@
-"""Plain Chinese → values: next-step times, deal amounts, follow-up kinds; pure, clock passed in.
+"""Next-step times in plain Chinese → aware moments; pure, the clock passed in.
 
 Times use a small grammar (a regex per part: day, day part, clock), not JioNLP's parse_time: that
 installs ~270 MB, fails on 明早/月底, puts 星期三 in the past and guesses on 25点/3点70分/13月1日.
@@ -10,12 +10,15 @@ from calendar import monthrange
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
-from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from enum import Enum
 from zoneinfo import ZoneInfo
 
-import chinese_calendar
-import cn2an
+import chinese_calendar  # type: ignore[import-untyped]
+import cn2an  # type: ignore[import-untyped]
+
+from handlers.parsing._chars import CN_DIGITS, after_number, fold_width
+
+__all__ = ["DAY_PARTS", "When", "WhenError", "WhenProblem", "find_when"]
 
 DEFAULT_TIME = time(9, 0)  # a bare day ("下周三") is that day at 09:00, has_time=False
 WORKDAY_END = time(18, 0)  # after this a bare weekday / date naming today means the next one
@@ -84,26 +87,8 @@ class WhenProblem:
     text: str
 
 
-@dataclass(frozen=True)
-class NextStep:
-    """A follow-up note split into what happened and what comes next."""
-
-    content: str
-    next_step: str | None
-    when: When | WhenProblem | None
-
-
-# ---------------------------------------------------------------- text and numbers
-
-_FULLWIDTH = {c: c - 0xFEE0 for c in range(0xFF01, 0xFF5F)} | {0x3000: 0x20}
-_CN_DIGITS = "零〇一二两三四五六七八九十"
 _NUM = r"(?:[0-9]{1,4}|[零〇一二两三四五六七八九十百]{1,4})"
 _NUM_T = r"(?:[0-9]{1,2}|[零〇一二两三四五六七八九十]{1,3})"
-
-
-def _normalize(text: str) -> str:
-    """Fold full-width ASCII to ASCII one character for one, so spans stay valid."""
-    return text.translate(_FULLWIDTH)
 
 
 def _int(s: str) -> int | None:
@@ -230,6 +215,15 @@ _P_ISO = re.compile(
     r"(?P<y>[0-9]{4})(?P<sep>[-/.])(?P<m>[0-9]{1,2})(?P=sep)(?P<d>[0-9]{1,2})(?![0-9])"
 )
 _P_SLASH = re.compile(r"(?P<m>[0-9]{1,2})/(?P<d>[0-9]{1,2})(?![0-9/]|的)")  # 1/3的预算: a share
+# 12.12 / 3.15: a date only when a day word, a day part or a clock follows (or 号/日), so
+# 1.5万, 报价降到3.5 and 增长3.2% stay numbers.
+_P_DOT = re.compile(
+    r"(?P<m>[0-9]{1,2})\.(?P<d>[0-9]{1,2})(?:[号日](?![0-9]))?"
+    r"(?=[ \t]*(?:之?前|以前|之后|以后|再|见|当天|那天|左右|上午|中午|下午|傍晚|晚上|早上|凌晨"
+    r"|[0-9]{1,2}(?:[点时:]|：)|[零一二两三四五六七八九十]{1,3}[点时]))"
+    r"|(?P<m2>[0-9]{1,2})\.(?P<d2>[0-9]{1,2})[号日](?![0-9])"
+)
+_PRICE_CUE = re.compile(r"[降涨价率比费额数分折¥￥$]")
 _P_REL_MONTH = re.compile(
     r"(?P<rel>本|这个?|下下个?|下个?|上上个?|上个?)?月"
     rf"(?:(?P<pos>初|上旬|中旬|中|下旬|底|末)|(?P<d>{_NUM_T})[号日])"
@@ -408,12 +402,24 @@ def _match_day(text: str, pos: int, now: datetime) -> tuple[int, _Day] | None:
             else None
         ),
     )
+    consider(_P_DOT, lambda m: _dot_day(m, today))
     consider(_P_REL_MONTH, lambda m: _rel_month_match(m, today))
     consider(_P_REL_MONTH_ALONE, lambda m: _rel_month_alone(m, today))
     consider(_P_WEEK, lambda m: _week_match(m, text, today))
     consider(_P_DAY_WORD, lambda m: _day_word(m, today))
     consider(_P_BARE_DAY, lambda m: _bare_day_match(m, today))
     return best
+
+
+def _dot_day(m: re.Match[str], today: date) -> _Day | None:
+    """12.12 / 3.15号: month.day, the next such date; not a date when out of range (1.50)."""
+    month, day = int(m["m"] or m["m2"]), int(m["d"] or m["d2"])
+    if not 1 <= month <= 12 or not 1 <= day <= 31:
+        return None
+    before = re.split(r"[\s,，。;；:：!！?？、]", m.string[max(0, m.start() - 3) : m.start()])[-1]
+    if _PRICE_CUE.search(before):
+        return None  # 降到3.5再说, 单价3.15前: a figure, not a day
+    return _md_day(today, None, month, day)
 
 
 def _rel_month_alone(m: re.Match[str], today: date) -> _Day:
@@ -428,7 +434,7 @@ def _week_match(m: re.Match[str], text: str, today: date) -> _Day | None:
     if (
         m["rel"] is None
         and m.start() > 0
-        and text[m.start() - 1] in _CN_DIGITS + "0123456789每几个半"
+        and text[m.start() - 1] in CN_DIGITS + "0123456789每几个半"
     ):
         return None
     return _week_day(today, m["rel"], m["wd"])
@@ -451,9 +457,10 @@ def _match_clock(text: str, pos: int) -> tuple[int, _Clock | None] | None:
     m = _P_DIAN.match(text, pos)
     if m is None:
         return None
-    hour = _int(m["h"])
-    if hour is None:
+    read_hour = _int(m["h"])
+    if read_hour is None:
         return None
+    hour = read_hour
     minute = 30 if m["half"] else 15 if m["q"] == "一刻" else 45 if m["q"] else 0
     if m["mi"]:
         read = _int(m["mi"])
@@ -518,21 +525,15 @@ def _plausible(text: str, parsed: _Parsed) -> bool:
     return parsed.start == 0 or text[parsed.start - 1] not in "第有这那几"
 
 
-def _after_number(text: str, i: int) -> bool:
-    """True when position i continues a number: 1.5, 2,000, 15:30, 2027-01, 12/5."""
-    prev = text[i - 1]
-    return prev in ".,:/-" and i >= 2 and text[i - 2].isascii() and text[i - 2].isdigit()
-
-
 def _start_ok(text: str, i: int) -> bool:
     """Expressions never start in the middle of a number or an ASCII word."""
     if i == 0:
         return True
     here, prev = text[i], text[i - 1]
     if here.isascii() and here.isdigit():
-        return not (prev.isascii() and prev.isalnum()) and not _after_number(text, i)
-    if here in _CN_DIGITS + "百":
-        return prev not in _CN_DIGITS + "百千万第"
+        return not (prev.isascii() and prev.isalnum()) and not after_number(text, i)
+    if here in CN_DIGITS + "百":
+        return prev not in CN_DIGITS + "百千万第"
     return True
 
 
@@ -609,15 +610,15 @@ def _resolve(parsed: _Parsed, now: datetime, tz: ZoneInfo) -> _Resolved | WhenEr
     return WhenError.PAST
 
 
-_Found = tuple[When | WhenProblem, bool]  # an expression and whether it lies clearly ahead
+Found = tuple[When | WhenProblem, bool]  # an expression and whether it lies clearly ahead
 
 
-def _scan(text: str, now: datetime, tz: ZoneInfo) -> Iterator[_Found]:
+def scan_times(text: str, now: datetime, tz: ZoneInfo) -> Iterator[Found]:
     """Every time expression in text, left to right, without overlaps, with its 'ahead' flag."""
     if now.tzinfo is None:
         raise ValueError("now must be an aware datetime")
     local_now = now.astimezone(tz)
-    norm = _normalize(text)
+    norm = fold_width(text)
     i = 0
     while i < len(norm):
         parsed = _parse_at(norm, i, local_now) if _start_ok(norm, i) else None
@@ -636,275 +637,6 @@ def _scan(text: str, now: datetime, tz: ZoneInfo) -> Iterator[_Found]:
 
 def find_when(text: str, *, now: datetime, tz: ZoneInfo) -> When | WhenProblem | None:
     """The first (leftmost) time expression in text, read as a future next step; None if none."""
-    for found, _ in _scan(text, now, tz):
+    for found, _ in scan_times(text, now, tz):
         return found
     return None
-
-
-# ---------------------------------------------------------------- next step
-
-_SEPARATORS = re.compile(r"[,;!?。！？\n]+|\.(?![0-9])")
-_CONNECTIVE = re.compile(r"(?:并且|而且|并)?(?:然后|接着|下次|下回|回头|约好|约定)")
-_LEADING_CONNECTIVE = re.compile(r"^(?:并且|而且|并|然后|接着)+")
-_STRONG_NEXT = re.compile(r"(?<!不)再(?!次)|下次|下回|回头|届时|到时候|约好")
-_WEAK_NEXT = re.compile(r"然后|计划|准备|打算|预计|争取|记得|提醒|约了|约定")
-_PAST_MARKER = re.compile(r"(?<![为除约])了(?!解)|已经|已|刚刚|刚才|曾经|没|未")
-_TRIM = " \t\n,.;:!?，。；：！？、~～"
-
-
-def _clauses(norm: str, times: list[_Found]) -> list[tuple[int, int]]:
-    """Cut a note into clauses: at punctuation, before connectives, before a time after spaces,
-    and before a future time that follows a past marker ("拜访了王总下周三再谈")."""
-    inside = {k for t, _ in times for k in range(t.span[0] + 1, t.span[1])}
-    starts = {t.span[0]: (t, ahead) for t, ahead in times}
-    pieces: list[tuple[int, int]] = []
-    last = 0
-    for sep in _SEPARATORS.finditer(norm):
-        if sep.start() not in inside:
-            pieces.append((last, sep.start()))
-            last = sep.end()
-    pieces.append((last, len(norm)))
-    clauses: list[tuple[int, int]] = []
-    for start, end in pieces:
-        cut, p = start, start + 1
-        while p < end:
-            connective = _CONNECTIVE.match(norm, p)
-            found = starts.get(p)
-            split = p not in inside and (
-                connective is not None
-                or (found is not None and norm[p - 1] in " \t")
-                or (
-                    found is not None
-                    and found[1]
-                    and _PAST_MARKER.search(norm, cut, p) is not None
-                )
-            )
-            if split:
-                clauses.append((cut, p))
-                cut = p
-            p = connective.end() if split and connective else p + 1
-        clauses.append((cut, end))
-    return [(s, e) for s, e in clauses if norm[s:e].strip(_TRIM)]
-
-
-def _is_next(norm: str, clause: tuple[int, int], times: list[_Found]) -> bool:
-    """A next step says 再/下次, or names a time ahead (or an impossible one) without 了/已."""
-    s, e = clause
-    if _STRONG_NEXT.search(norm, s, e):
-        return True
-    ahead = any(
-        s <= t.span[0] < e
-        and (is_ahead or isinstance(t, WhenProblem) and t.kind is WhenError.IMPOSSIBLE)
-        for t, is_ahead in times
-    )
-    weak = _WEAK_NEXT.search(norm, s, e) is not None
-    return (ahead or weak) and _PAST_MARKER.search(norm, s, e) is None
-
-
-def _join(text: str, chosen: list[tuple[int, int]], ends: dict[int, int]) -> str:
-    """Chosen clauses with their own trailing punctuation, trimmed at both ends."""
-    return "".join(text[s : ends[s]] for s, _ in chosen).strip(_TRIM)
-
-
-def split_next_step(text: str, *, now: datetime, tz: ZoneInfo) -> NextStep:
-    """Split a follow-up into what happened and the next step; past times stay in what happened."""
-    norm = _normalize(text)
-    times = list(_scan(text, now, tz))
-    clauses = _clauses(norm, times)
-    chosen = [c for c in clauses if _is_next(norm, c, times)]
-    if not chosen:
-        return NextStep(text.strip(_TRIM), None, None)
-    ends = {
-        s: clauses[k + 1][0] if k + 1 < len(clauses) else len(text)
-        for k, (s, _) in enumerate(clauses)
-    }
-    in_next = [(t, a) for t, a in times if any(s <= t.span[0] < e for s, e in chosen)]
-    ranked = [t for t, a in in_next if a] + [
-        t for t, a in in_next if not (isinstance(t, WhenProblem) and t.kind is WhenError.PAST)
-    ]
-    when = (ranked or [t for t, _ in in_next] or [None])[0]
-    next_step = _LEADING_CONNECTIVE.sub("", _join(text, chosen, ends)).strip(_TRIM)
-    rest = [c for c in clauses if c not in chosen]
-    return NextStep(_join(text, rest, ends), next_step or None, when)
-
-
-# ---------------------------------------------------------------- amounts
-
-_DIGITS = r"[0-9]+(?:,[0-9]{3})*(?:\.[0-9]+)?"
-_UNIT = r"(?:千万|百万|十万|亿|万|千|百|[wWkK](?![A-Za-z]))"
-_UNIT_VALUES = {
-    "千万": 10**7,
-    "百万": 10**6,
-    "十万": 10**5,
-    "亿": 10**8,
-    "万": 10**4,
-    "千": 10**3,
-    "百": 10**2,
-    "w": 10**4,
-    "k": 10**3,
-}
-_CN_NUMERAL = (
-    "[零〇一二两三四五六七八九十壹贰叁肆伍陆柒捌玖拾]"
-    "[零〇一二两三四五六七八九十百千万亿壹贰叁肆伍陆柒捌玖拾佰仟]*"
-)
-_AMOUNT = re.compile(
-    r"(?P<cur>¥|￥|RMB|CNY|人民币)?[ \t]*"
-    rf"(?:(?P<dig>{_DIGITS}(?:多|余)?{_UNIT}(?:[0-9]+{_UNIT})*(?:[0-9](?![0-9.]))?|{_DIGITS})"
-    rf"|(?P<cn>{_CN_NUMERAL}))"
-    r"(?P<yuan>[ \t]*(?:元整|元|块钱|块|圆))?"
-)
-_RANGE = re.compile(rf"(?P<low>{_DIGITS})[ \t]*(?:-|~|到|至)[ \t]*(?={_DIGITS}[ \t]*{_UNIT})")
-_FOREIGN = re.compile(r"[ \t]*(?:美元|美金|欧元|日元|港元|港币|英镑|USD|EUR|HKD|JPY|GBP)")
-_COUNTER_AFTER = re.compile(  # 50台, 2000人, 2027年: a count or a date, not money
-    r"[ \t]*(?:[台个套件人次家位名份张条箱吨米天周年月日号点时分秒层楼栋折倍岁]"
-    r"|[斤克辆间颗只支把本页期%]|平方|公里)"
-)
-_BARE_AFTER = re.compile(r"[:/\-.A-Za-z]")  # 15:30, 12/5, 2027-01, model numbers
-_CENT = Decimal("0.01")
-
-
-def _tidy(value: Decimal) -> Decimal:
-    """Round to cents; whole amounts come back without a fraction."""
-    cents = value.quantize(_CENT, rounding=ROUND_HALF_UP)
-    if cents == cents.to_integral_value():
-        return cents.quantize(Decimal(1))
-    return cents.normalize()
-
-
-def _digit_value(token: str) -> Decimal | None:
-    """50万 / 1.2亿 / 1万5 / 1亿2000万 / 80k -> a number; a last bare digit is a tenth unit."""
-    total = Decimal(0)
-    last_unit: int | None = None
-    for m in re.finditer(rf"({_DIGITS})(?:多|余)?({_UNIT})?", token):
-        try:
-            number = Decimal(m[1].replace(",", ""))
-        except InvalidOperation:
-            return None
-        if m[2] is None:
-            total += number * (last_unit // 10 if last_unit else 1)
-            continue
-        last_unit = _UNIT_VALUES[m[2].lower()]
-        total += number * last_unit
-    return total
-
-
-def _amount_at(norm: str, m: re.Match[str]) -> tuple[Decimal, bool] | None:
-    """The value of an amount token and whether it is marked as money (unit, sign or 元/块)."""
-    if _FOREIGN.match(norm, m.end()):
-        return None
-    if m["dig"] is not None:
-        value = _digit_value(m["dig"])
-        marked = any(u in m["dig"] for u in ("万", "亿", "w", "W", "k", "K"))
-    else:
-        try:
-            raw = cn2an.cn2an(m["cn"], "normal")
-        except (ValueError, KeyError, IndexError):
-            return None
-        value = Decimal(str(raw))
-        marked = any(u in m["cn"] for u in ("万", "亿"))
-    if value is None:
-        return None
-    return value, marked or bool(m["cur"]) or bool(m["yuan"])
-
-
-def parse_amount(text: str) -> Decimal | None:
-    """A whole string that is an amount in yuan (50万, ¥120,000, 三十万); else None."""
-    norm = _normalize(text).strip()
-    m = _AMOUNT.fullmatch(norm)
-    if m is None or not norm:
-        return None
-    found = _amount_at(norm, m)
-    return None if found is None else _tidy(found[0])
-
-
-def find_amount(text: str) -> tuple[Decimal, tuple[int, int]] | None:
-    """The first amount in a sentence; bare numbers count only from 1000 up, or with 元/块."""
-    norm = _normalize(text)
-    for i in range(len(norm)):
-        if not _amount_start_ok(norm, i):
-            continue
-        rng = _RANGE.match(norm, i)
-        m = _AMOUNT.match(norm, rng.end() if rng else i)
-        if m is None:
-            continue
-        found = _amount_at(norm, m)
-        if found is None or not _looks_like_money(norm, m, *found):
-            continue
-        if rng is not None:
-            low = _digit_value(rng["low"] + _unit_of(m["dig"] or ""))
-            if low is not None:
-                return _tidy(low), (i, m.end())
-        return _tidy(found[0]), (m.start(), m.end())
-    return None
-
-
-def _amount_start_ok(norm: str, i: int) -> bool:
-    """Amounts start at a number, a currency sign, never inside a number, word or ordinal."""
-    here, prev = norm[i], norm[i - 1] if i else ""
-    if not (
-        here.isascii() and here.isdigit() or here in _CN_DIGITS + "壹贰叁肆伍陆柒捌玖拾¥￥RC人"
-    ):
-        return False
-    if not prev:
-        return True
-    if here in _CN_DIGITS + "壹贰叁肆伍陆柒捌玖拾":
-        return prev not in _CN_DIGITS + "百千万亿第几"
-    return (
-        not (prev.isascii() and prev.isalnum())
-        and prev not in "$€第"
-        and not _after_number(norm, i)
-    )
-
-
-def _looks_like_money(norm: str, m: re.Match[str], value: Decimal, marked: bool) -> bool:
-    """Bare numbers are money only from 1000 up and not as counts, dates, phones or models."""
-    if m["cur"] or m["yuan"]:
-        return True
-    if _COUNTER_AFTER.match(norm, m.end()):
-        return False
-    if marked:
-        return True
-    if _BARE_AFTER.match(norm, m.end()):
-        return False
-    digits = (m["dig"] or "").replace(",", "")
-    if digits.startswith("0") or len(digits) > 10:
-        return False  # 0571..., 13800138000: codes and phone numbers
-    return value >= 1000
-
-
-def _unit_of(token: str) -> str:
-    """The first unit written in a digit token ('' if none), so 50-60万 reads as 50万."""
-    unit = re.search(_UNIT, token)
-    return unit.group() if unit else ""
-
-
-# ---------------------------------------------------------------- follow-up kind
-
-FOLLOWUP_KINDS: dict[str, str] = {
-    "电话会议": "meeting",
-    "打电话": "call",
-    "电话": "call",
-    "致电": "call",
-    "电联": "call",
-    "通话": "call",
-    "回电": "call",
-    "来电": "call",
-    "拜访": "visit",
-    "上门": "visit",
-    "面谈": "visit",
-    "见面": "visit",
-    "登门": "visit",
-    "企业微信": "wechat",
-    "企微": "wechat",
-    "微信": "wechat",
-    "视频会议": "meeting",
-    "会议": "meeting",
-    "开会": "meeting",
-}
-_KIND_WORDS = re.compile("|".join(sorted(FOLLOWUP_KINDS, key=len, reverse=True)))
-
-
-def find_followup_kind(text: str) -> str | None:
-    """The kind named first in the note (the longest word at that place); the caller defaults."""
-    m = _KIND_WORDS.search(text)
-    return FOLLOWUP_KINDS[m.group()] if m else None

@@ -1,0 +1,1 @@
+"""Spreadsheets in and out: `importer` (customers, leads, follow-ups) and `exporter`."""
