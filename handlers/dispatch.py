@@ -13,6 +13,7 @@ from handlers.sales import customers as sales_customers
 from handlers.sales import deals as sales_deals
 from handlers.sales import followup as sales_followup
 from handlers.sales import lookup as sales_lookup
+from handlers.sales import reminders as sales_reminders
 from handlers.sales import todo as sales_todo
 
 
@@ -26,6 +27,7 @@ def dispatcher() -> Dispatcher:
         sales_deals.router,
         sales_customers.router,
         sales_todo.router,
+        sales_reminders.router,  # jobs only: the reminder poll
     ]
     return Dispatcher(routers, unknown=help_commands.unknown_text)
 

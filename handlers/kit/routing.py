@@ -9,11 +9,13 @@ import re
 import unicodedata
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
+from datetime import timedelta
 
 from rapidfuzz import fuzz, process
 
 from handlers.kit.context import HandlerContext
 from handlers.kit.inbound import CardAction, Inbound, TextMessage
+from handlers.kit.jobs import DEFAULT_GRACE, Job, JobFn, Schedule, declare
 from handlers.kit.replies import Reply
 
 CommandHandler = Callable[[HandlerContext, str], Awaitable[list[Reply]]]
@@ -48,6 +50,7 @@ class Router:
         self.card_handlers: list[tuple[str, CardHandler]] = []
         self.text_handlers: list[TextHandler] = []
         self.event_handlers: list[tuple[type[Inbound], EventHandler]] = []
+        self.jobs: list[Job] = []
 
     def command(
         self, *words: str, summary: str, usage: str, example: str, audience: str = "all"
@@ -91,6 +94,19 @@ class Router:
 
         return register
 
+    def job(
+        self,
+        name: str,
+        schedule: Schedule,
+        *,
+        workdays_only: bool = False,
+        grace: timedelta = DEFAULT_GRACE,
+    ) -> Callable[[JobFn], JobFn]:
+        """Declare a scheduled job beside this audience's commands (see handlers.kit.jobs)."""
+        return declare(
+            self.jobs, name, schedule, workdays_only=workdays_only, grace=grace, audience=self.name
+        )
+
 
 class Dispatcher:
     def __init__(self, routers: Iterable[Router], *, unknown: TextHandler) -> None:
@@ -104,6 +120,11 @@ class Dispatcher:
     @property
     def commands(self) -> list[Command]:
         return [cmd for r in self.routers for cmd in r.commands]
+
+    @property
+    def jobs(self) -> list[Job]:
+        """Every router's jobs, for the scheduler and `wecrm jobs`."""
+        return [job for r in self.routers for job in r.jobs]
 
     def find_command(self, word: str) -> Command | None:
         word = normalize_text(word).lower()

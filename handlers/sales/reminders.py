@@ -1,26 +1,22 @@
-"""Scheduled messages: a reminder when a next step falls due, pushed once per due time."""
+"""The reminders job: a card when a next step falls due, pushed once per task and due time."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_store import tasks
+from handlers.kit.jobs import JobContext, Schedule, Scheduled
 from handlers.kit.replies import Card, CardButton, Reply
+from handlers.kit.routing import Router
 
+router = Router(name=__name__)
 CATCH_UP = timedelta(hours=24)  # a worker that was down still sends what fell due meanwhile
 _WEEKDAYS = "一二三四五六日"
 
-
-@dataclass(frozen=True)
-class Scheduled:
-    """A reply and the key that makes it once-only across workers and re-runs."""
-
-    key: str
-    reply: Reply
+__all__ = ["CATCH_UP", "Scheduled", "due_reminders", "router", "send_due_reminders"]
 
 
 def _when(moment: datetime, tz: ZoneInfo) -> str:
@@ -49,3 +45,9 @@ async def due_reminders(session: AsyncSession, *, now: datetime, tz: ZoneInfo) -
             Scheduled(key=key, reply=Reply(to_user=item.owner_id, kind="card", card=card))
         )
     return scheduled
+
+
+@router.job("reminders", Schedule.every(timedelta(seconds=30)))
+async def send_due_reminders(ctx: JobContext) -> list[Scheduled]:
+    """A poll: each reminder carries its own task-and-due-time key, so slots may overlap."""
+    return await due_reminders(ctx.session, now=ctx.now, tz=ctx.tz)
