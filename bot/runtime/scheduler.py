@@ -57,7 +57,7 @@ class RunOutcome:
 
 
 def source_key(job: Job, period: datetime, item: Scheduled) -> str:
-    """The outbox key of one item: job, period and recipient (a poll keeps its item's own key)."""
+    """The outbox key of one item: job, local period and recipient (a poll keeps its own key)."""
     if job.schedule.is_interval:
         return item.key
     key = f"job:{job.name}:{period_key(period)}:{item.reply.to_user}:{item.key}"
@@ -127,6 +127,7 @@ class Scheduler:
 
     async def run_now(self, job: Job, period: datetime) -> RunOutcome:
         """An admin's run of one period (`wecrm jobs run`), even one already run or skipped."""
+        period = period.astimezone(self.tz)  # keys name the period in the company's zone
         now = self.clock.now()
         async with self.sessions.begin() as session:
             await job_runs.claim_manual(
@@ -139,6 +140,7 @@ class Scheduler:
 
     async def preview(self, job: Job, period: datetime) -> list[Scheduled]:
         """What a run of `period` would send; the transaction is rolled back, nothing is kept."""
+        period = period.astimezone(self.tz)
         async with self.sessions() as session:
             try:
                 return await job.fn(self._context(session, job, period, self.clock.now()))
