@@ -15,7 +15,6 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import typer
 
-from bot.cli.main import _dotenv_value, fail
 from crm_store.clock import Clock, SystemClock
 from handlers.kit.jobs import Job, by_name, period_key
 from handlers.kit.replies import Reply
@@ -32,8 +31,16 @@ _WEEKDAYS = "一二三四五六日"
 JobsSource = Callable[[], Sequence[Job]]
 
 
+def fail(message: str) -> typer.Exit:
+    from bot.cli.main import fail as main_fail  # not at import time: main imports this module
+
+    return main_fail(message)
+
+
 def company_timezone() -> ZoneInfo:
     """WECRM_TIMEZONE from the environment or .env, as the bot reads it."""
+    from bot.cli.main import _dotenv_value
+
     name = os.environ.get("WECRM_TIMEZONE") or _dotenv_value("WECRM_TIMEZONE") or DEFAULT_TIMEZONE
     try:
         return ZoneInfo(name)

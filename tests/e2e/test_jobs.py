@@ -62,7 +62,9 @@ async def runs(sessions: async_sessionmaker[AsyncSession]) -> list[tuple[str, st
     ]
 
 
-async def test_a_week_with_a_holiday_and_a_tiaoxiu_saturday(sessions, clock) -> None:
+async def test_a_week_with_a_holiday_and_a_tiaoxiu_saturday(
+    sessions: async_sessionmaker[AsyncSession], clock: FakeClock
+) -> None:
     calls = Calls()
     worker = scheduler(sessions, clock, demo_jobs(calls))
     clock.set(shanghai("2026-10-04", "12:00"))  # Sunday, in the middle of National Day
@@ -122,7 +124,9 @@ async def test_two_workers_racing_send_once(db_url: str, clock: FakeClock) -> No
             await engine.dispose()
 
 
-async def test_a_missed_run_is_caught_up_once_and_older_ones_are_skipped(sessions, clock) -> None:
+async def test_a_missed_run_is_caught_up_once_and_older_ones_are_skipped(
+    sessions: async_sessionmaker[AsyncSession], clock: FakeClock
+) -> None:
     calls = Calls()
     jobs = [j for j in demo_jobs(calls) if j.name == "demo.morning"]  # 09:00, 6 h grace
     clock.set(shanghai("2026-10-08", "08:00"))
@@ -146,7 +150,9 @@ async def test_a_missed_run_is_caught_up_once_and_older_ones_are_skipped(session
     assert len(await outbox_keys(sessions)) == 4
 
 
-async def test_a_job_with_a_short_grace_skips_rather_than_sends_late(sessions, clock) -> None:
+async def test_a_job_with_a_short_grace_skips_rather_than_sends_late(
+    sessions: async_sessionmaker[AsyncSession], clock: FakeClock
+) -> None:
     calls = Calls()
     [monday] = [j for j in demo_jobs(calls) if j.name == "demo.monday"]  # 10:00, 1 h grace
     clock.set(shanghai("2026-10-05", "09:59"))
@@ -162,7 +168,7 @@ async def test_a_job_with_a_short_grace_skips_rather_than_sends_late(sessions, c
 
 
 async def test_a_failing_job_is_retried_later_and_does_not_hold_up_others(
-    sessions, clock, caplog: pytest.LogCaptureFixture
+    sessions: async_sessionmaker[AsyncSession], clock: FakeClock, caplog: pytest.LogCaptureFixture
 ) -> None:
     calls = Calls()
     failures = [RuntimeError("template broke")]
@@ -229,7 +235,9 @@ async def test_redis_is_a_fast_path_in_front_of_the_database(
         await engine.dispose()
 
 
-async def test_a_dry_run_writes_nothing_and_a_manual_run_sends_once(sessions, clock) -> None:
+async def test_a_dry_run_writes_nothing_and_a_manual_run_sends_once(
+    sessions: async_sessionmaker[AsyncSession], clock: FakeClock
+) -> None:
     async with sessions.begin() as session:
         await staff.upsert_staff(
             session, userid="zhangsan", name="张三", department_ids=[], now=clock.now()

@@ -27,7 +27,9 @@ async def _claim(
         )
 
 
-async def test_a_period_is_claimed_once_and_finished_with_counts(sessions, clock) -> None:
+async def test_a_period_is_claimed_once_and_finished_with_counts(
+    sessions: async_sessionmaker[AsyncSession], clock: FakeClock
+) -> None:
     assert await _claim(sessions, clock, "w1", NINE) is True
     assert await _claim(sessions, clock, "w2", NINE.astimezone(UTC)) is False  # same instant
     async with sessions.begin() as session:
@@ -42,7 +44,9 @@ async def test_a_period_is_claimed_once_and_finished_with_counts(sessions, clock
     assert record.period == NINE and record.finished_at == clock.now()
 
 
-async def test_a_rolled_back_claim_leaves_the_period_free(sessions, clock) -> None:
+async def test_a_rolled_back_claim_leaves_the_period_free(
+    sessions: async_sessionmaker[AsyncSession], clock: FakeClock
+) -> None:
     async with sessions() as session:
         assert await job_runs.claim(
             session, job="digest", period=NINE, worker="crashed", now=clock.now()
@@ -74,7 +78,9 @@ async def test_two_racing_transactions_claim_once(db_url: str, clock: FakeClock)
             await engine.dispose()
 
 
-async def test_skipped_periods_are_recorded_once_and_block_a_later_claim(sessions, clock) -> None:
+async def test_skipped_periods_are_recorded_once_and_block_a_later_claim(
+    sessions: async_sessionmaker[AsyncSession], clock: FakeClock
+) -> None:
     periods = [NINE - timedelta(days=2), NINE - timedelta(days=1)]
     async with sessions.begin() as session:
         assert (
@@ -102,7 +108,9 @@ async def test_skipped_periods_are_recorded_once_and_block_a_later_claim(session
     assert latest == periods[1] and nothing is None
 
 
-async def test_a_manual_run_takes_over_the_record_and_adds_up_queued(sessions, clock) -> None:
+async def test_a_manual_run_takes_over_the_record_and_adds_up_queued(
+    sessions: async_sessionmaker[AsyncSession], clock: FakeClock
+) -> None:
     assert await _claim(sessions, clock, "w1", NINE)
     async with sessions.begin() as session:
         await job_runs.finish(
@@ -128,7 +136,9 @@ async def test_a_manual_run_takes_over_the_record_and_adds_up_queued(sessions, c
     assert older.started_at == clock.now() and newer.trigger == "manual"
 
 
-async def test_prune_forgets_old_poll_slots_only_for_that_job(sessions, clock) -> None:
+async def test_prune_forgets_old_poll_slots_only_for_that_job(
+    sessions: async_sessionmaker[AsyncSession], clock: FakeClock
+) -> None:
     for minutes in (0, 1, 2):
         assert await _claim(sessions, clock, "w", NINE + timedelta(minutes=minutes))
     async with sessions.begin() as session:

@@ -186,7 +186,7 @@ def test_routers_declare_jobs_and_the_dispatcher_collects_them() -> None:
     async def unknown(_ctx: object, _text: str) -> None:
         return None
 
-    found = Dispatcher([sales, service], unknown=unknown).jobs  # type: ignore[arg-type]
+    found = Dispatcher([sales, service], unknown=unknown).jobs
     assert [(j.name, j.audience, j.workdays_only) for j in found] == [
         ("sales.digest", "sales", True),
         ("service.sla", "service", False),
