@@ -110,7 +110,9 @@ async def build_runtime(
         concurrency=1 if engine.dialect.name == "sqlite" else 4,
     )
     relay = OutboxRelay(sessions=sessions, client=client, clock=clock, notifier=notifier)
-    scheduler = Scheduler(sessions=sessions, clock=clock, tz=settings.tz, notifier=notifier)
+    scheduler = Scheduler(
+        sessions=sessions, clock=clock, tz=settings.tz, notifier=notifier, cache=cache
+    )
     return Runtime(
         settings,
         clock,

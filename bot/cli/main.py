@@ -148,9 +148,11 @@ def _secret_values(settings: Settings) -> list[str]:
 def _register_admin_commands() -> None:
     from bot.cli.admin import register
     from bot.cli.config import config_app
+    from bot.cli.jobs import jobs_app
 
     register(app)
     app.add_typer(config_app, name="config")
+    app.add_typer(jobs_app(), name="jobs")
 
 
 _register_admin_commands()

@@ -10,6 +10,7 @@ from crm_store.models.customer import (
     CustomerShare,
     Tag,
 )
+from crm_store.models.jobs import JobRun
 from crm_store.models.messaging import InboxMessage, OutboxMessage
 from crm_store.models.org import Department, Role, ScopeLevel, Staff, StaffDepartment
 from crm_store.models.sales import (
@@ -34,6 +35,7 @@ __all__ = [
     "Department",
     "Followup",
     "InboxMessage",
+    "JobRun",
     "LearnedPick",
     "Lead",
     "Opportunity",

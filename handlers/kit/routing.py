@@ -23,6 +23,7 @@ from crm_store.models.org import Role
 from handlers.kit.cards import CardKey, CardKeyError
 from handlers.kit.context import HandlerContext, MessageContext
 from handlers.kit.inbound import CardAction, Inbound, OtherMessage, TextMessage
+from handlers.kit.jobs import DEFAULT_GRACE, Job, JobFn, Schedule, declare
 from handlers.kit.replies import Reply
 from handlers.kit.state import Slot, StaleState
 
@@ -125,6 +126,7 @@ class Router:
         self.interrupts: list[tuple[Slot[Any], InterruptHandler]] = []
         self.confirmations: list[tuple[Slot[Any], InterruptHandler]] = []
         self.events: list[tuple[type[Inbound], EventHandler]] = []
+        self.jobs: list[Job] = []
 
     def command(
         self,
@@ -246,6 +248,19 @@ class Router:
 
         return register
 
+    def job(
+        self,
+        name: str,
+        schedule: Schedule,
+        *,
+        workdays_only: bool = False,
+        grace: timedelta = DEFAULT_GRACE,
+    ) -> Callable[[JobFn], JobFn]:
+        """Declare a scheduled job beside this audience's commands (see handlers.kit.jobs)."""
+        return declare(
+            self.jobs, name, schedule, workdays_only=workdays_only, grace=grace, audience=self.name
+        )
+
 
 class Dispatcher:
     """Routes one message to one handler; the only place that knows every router."""
@@ -291,6 +306,11 @@ class Dispatcher:
 
     def commands_for(self, role: str) -> list[Command]:
         return [cmd for cmd in self.commands if cmd.allows(role)]
+
+    @property
+    def jobs(self) -> list[Job]:
+        """Every router's jobs, for the scheduler and `wecrm jobs`."""
+        return [job for r in self.routers for job in r.jobs]
 
     def find_command(self, word: str) -> Command | None:
         word = normalize_text(word).lower()

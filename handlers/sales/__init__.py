@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from handlers.sales import customers, deals, edit, followup, lookup, sharing, todo
+from handlers.sales import customers, deals, edit, followup, lookup, reminders, sharing, todo
 
 ROUTERS = (
     lookup.router,
@@ -12,4 +12,5 @@ ROUTERS = (
     sharing.router,
     edit.router,
     todo.router,
+    reminders.router,
 )

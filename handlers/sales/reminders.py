@@ -1,8 +1,7 @@
-"""Scheduled messages: a reminder when a next step falls due, pushed once per due time."""
+"""The reminders job: a card when a next step falls due, pushed once per task and due time."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -10,18 +9,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_store import tasks
 from handlers.common.format import format_when
-from handlers.kit.replies import Card, CardButton, CardReply, Reply
+from handlers.kit.jobs import JobContext, Schedule, Scheduled
+from handlers.kit.replies import Card, CardButton, CardReply
+from handlers.kit.routing import Router
 from handlers.sales.todo import DoneKey
 
+router = Router("sales.reminders", audience="sales", title="待办")  # jobs only
 CATCH_UP = timedelta(hours=24)  # a worker that was down still sends what fell due meanwhile
 
-
-@dataclass(frozen=True)
-class Scheduled:
-    """A reply and the key that makes it once-only across workers and re-runs."""
-
-    key: str
-    reply: Reply
+__all__ = ["CATCH_UP", "Scheduled", "due_reminders", "router", "send_due_reminders"]
 
 
 async def due_reminders(session: AsyncSession, *, now: datetime, tz: ZoneInfo) -> list[Scheduled]:
@@ -43,3 +39,9 @@ async def due_reminders(session: AsyncSession, *, now: datetime, tz: ZoneInfo) -
         key = f"reminder:{item.task_id}:{int(item.due_at.timestamp())}"
         scheduled.append(Scheduled(key=key, reply=CardReply(item.owner_id, card)))
     return scheduled
+
+
+@router.job("reminders", Schedule.every(timedelta(seconds=30)))
+async def send_due_reminders(ctx: JobContext) -> list[Scheduled]:
+    """A poll: each reminder carries its own task-and-due-time key, so slots may overlap."""
+    return await due_reminders(ctx.session, now=ctx.now, tz=ctx.tz)
