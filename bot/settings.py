@@ -51,7 +51,7 @@ class DatabaseSettings(_FromEnvironment):
     """Where the CRM lives: by default one absolute SQLite file, whatever the current folder."""
 
     database_url: str = Field("", validation_alias="WECRM_DATABASE_URL")
-    home: Path | None = Field(None, validation_alias="WECRM_HOME")
+    wecrm_home: Path | None = Field(None, validation_alias="WECRM_HOME")
     database_pool_size: int | None = Field(None, ge=1, validation_alias="WECRM_DATABASE_POOL_SIZE")
     database_max_overflow: int | None = Field(
         None, ge=0, validation_alias="WECRM_DATABASE_MAX_OVERFLOW"
@@ -71,12 +71,12 @@ class DatabaseSettings(_FromEnvironment):
             raise ValueError("must be a sqlite:/// or postgresql:// URL")
         return _absolute_sqlite(url)
 
-    @field_validator("home", mode="before")
+    @field_validator("wecrm_home", mode="before")
     @classmethod
     def _blank_home(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value
 
-    @field_validator("home")
+    @field_validator("wecrm_home")
     @classmethod
     def _home(cls, value: Path | None) -> Path | None:
         return None if value is None else value.expanduser().absolute()
@@ -87,14 +87,14 @@ class DatabaseSettings(_FromEnvironment):
         if self.database_url:
             self._database_source = "WECRM_DATABASE_URL"
             return self
-        self._database_source = "default" if self.home is None else "WECRM_HOME"
+        self._database_source = "default" if self.wecrm_home is None else "WECRM_HOME"
         self.database_url = f"sqlite:///{self.data_home / DATABASE_FILE}"
         return self
 
     @property
     def data_home(self) -> Path:
         """WECRM_HOME, else the platform data folder: home of the default and the demo database."""
-        return self.home or default_home()
+        return self.wecrm_home or default_home()
 
     @property
     def database_source(self) -> DatabaseSource:
