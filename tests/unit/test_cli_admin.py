@@ -23,7 +23,7 @@ from crm_store import staff
 from crm_store.clock import FakeClock
 from crm_store.config_data import get_role_scopes
 from crm_store.migrate import upgrade
-from crm_store.models import Customer, ScopeLevel, Staff
+from crm_store.models import Customer, Followup, ScopeLevel, Staff
 from crm_store.session import create_engine, session_factory
 from tests.sim.conftest import AES_KEY, AGENT_ID, CORP_ID, SECRET, TOKEN, populate
 
@@ -390,3 +390,20 @@ def test_sync_directory_needs_the_wecom_settings(db_url: str) -> None:
     )
     assert result.exit_code == 2
     assert "WECOM_CORP_ID is missing" in result.output
+
+
+def test_the_company_time_zone_comes_from_the_settings(db_url: str, tmp_path: Path) -> None:
+    customers = write_csv(tmp_path / "c.csv", CUSTOMERS)
+    assert wecrm(db_url, "import", "customers", str(customers)).exit_code == 0
+    rows = [["客户", "负责人", "内容", "跟进时间"]]
+    for customer, zone in (("杭州星辰科技有限公司", "UTC"), ("上海远航物流有限公司", None)):
+        rows = [rows[0], [customer, "zhangsan", "电话沟通", "2024-05-01 09:00"]]
+        source = write_csv(tmp_path / f"f-{zone}.csv", rows)
+        result = wecrm(db_url, "import", "followups", str(source), WECRM_TIMEZONE=zone)
+        assert result.exit_code == 0 and "inserted: 1" in result.output, result.output
+    earliest = query(db_url, select(func.min(Followup.created_at)))
+    latest = query(db_url, select(func.max(Followup.created_at)))
+    # 09:00 in the default Asia/Shanghai is 01:00 UTC; 09:00 in UTC is 09:00.
+    assert (str(earliest)[:16], str(latest)[:16]) == ("2024-05-01 01:00", "2024-05-01 09:00")
+    bad = wecrm(db_url, "export", "customers", WECRM_TIMEZONE="Mars/Base")
+    assert bad.exit_code == 2 and "WECRM_TIMEZONE is not a known IANA time zone" in bad.output
