@@ -2,33 +2,39 @@
 
 Each command opens its own engine, does its work in one transaction and commits once at the
 end, so a failed command leaves the database as it was. Only sync-directory needs the WeCom
-credentials; the rest need just the database URL.
+credentials; the rest load just the database and company settings (bot.settings).
 """
 
 from __future__ import annotations
 
 import asyncio
-import os
 import sys
-from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from enum import StrEnum
+from functools import partial
 from pathlib import Path
-from typing import Annotated, TypeVar
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from typing import Annotated
+from zoneinfo import ZoneInfo
 
 import typer
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.cli.common import (
+    CLI_ACTOR,
+    AsOption,
+    check_actor,
+    fail,
+    load_or_exit,
+    migrated_database,
+    run_session,
+    utc_now,
+)
+from bot.settings import CompanySettings, DatabaseSettings, WeComSettings
 from crm_store import config_data, customers, staff
 from crm_store.io import exporter, importer
 from crm_store.models.org import Department, Role, ScopeLevel, Staff, StaffDepartment
 from crm_store.session import create_engine, session_factory
-
-T = TypeVar("T")
-CLI_ACTOR = "cli"
-DEFAULT_TZ = "Asia/Shanghai"
 
 LEVEL_LABELS: dict[ScopeLevel, str] = {
     ScopeLevel.SELF: "本人",
@@ -77,63 +83,10 @@ IMPORTERS = {
     ImportKind.FOLLOWUPS: importer.import_followups,
 }
 
-AsOption = Annotated[
-    str,
-    typer.Option("--as", help="Userid recorded in the audit log as who did this."),
-]
 
-
-def _fail(message: str, code: int = 2) -> typer.Exit:
-    # bot.cli.main imports this module to register the commands: import it back only when needed.
-    from bot.cli.main import fail
-
-    return fail(message, code)
-
-
-def _timezone() -> ZoneInfo:
-    name = os.environ.get("WECRM_TIMEZONE") or DEFAULT_TZ
-    try:
-        return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise _fail(
-            f"WECRM_TIMEZONE {name!r} is not a known time zone, e.g. Asia/Shanghai"
-        ) from None
-
-
-def _database() -> str:
-    from bot.cli.main import database_url_or_exit, ensure_migrated
-
-    url = database_url_or_exit()
-    ensure_migrated(url)
-    return url
-
-
-def _run(url: str, work: Callable[[AsyncSession], Awaitable[T]], *, commit: bool = True) -> T:
-    """Run `work` in one session and transaction; commit once if it returns normally."""
-
-    async def main() -> T:
-        engine = create_engine(url)
-        try:
-            async with session_factory(engine)() as session:
-                result = await work(session)
-                if commit:
-                    await session.commit()
-                else:
-                    await session.rollback()
-                return result
-        finally:
-            await engine.dispose()
-
-    return asyncio.run(main())
-
-
-async def _check_actor(session: AsyncSession, actor: str) -> None:
-    if actor != CLI_ACTOR and await session.get(Staff, actor) is None:
-        raise _fail(f"--as {actor}: 没有这个 userid (unknown userid)")
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
+def _company_tz() -> ZoneInfo:
+    """The company's time zone, from WECRM_TIMEZONE like everywhere else."""
+    return load_or_exit(CompanySettings).tz
 
 
 # sync-directory -----------------------------------------------------------------------------
@@ -143,16 +96,16 @@ def sync_directory_command() -> None:
     """Pull departments and people from WeCom; people who left become inactive."""
     import aiohttp
 
-    from bot.cli.main import ensure_migrated, settings_or_exit
     from bot.wecom.client import InProcessTokenCache, WeComClient
     from bot.wecom.directory import SyncError, sync_directory
     from crm_store.clock import SystemClock
 
-    settings = settings_or_exit()
-    ensure_migrated(settings.database_url)
+    database = load_or_exit(DatabaseSettings)
+    settings = load_or_exit(WeComSettings)
+    url = migrated_database(database)
 
     async def main() -> None:
-        engine = create_engine(settings.database_url)
+        engine = create_engine(url)
         clock = SystemClock()
         try:
             async with aiohttp.ClientSession() as http:
@@ -167,7 +120,7 @@ def sync_directory_command() -> None:
                 )
                 report = await sync_directory(client, session_factory(engine), now=clock.now())
         except SyncError as exc:
-            raise _fail(str(exc), code=1) from None
+            raise fail(str(exc), code=1) from None
         finally:
             await engine.dispose()
         typer.echo("通讯录同步完成 Directory synced")
@@ -215,35 +168,40 @@ def import_command(
 ) -> None:
     """Import customers, leads or follow-ups; duplicates and bad rows go to a report file."""
     if not file.is_file():
-        raise _fail(f"文件不存在 (no such file): {file}")
+        raise fail(f"文件不存在 (no such file): {file}")
     if file.suffix.lower() not in (".xlsx", ".xlsm", ".csv", ".txt"):
-        raise _fail(f"只支持 .xlsx 和 .csv 文件 (only .xlsx and .csv): {file.name}")
-    url = _database()
-    tz = _timezone()
+        raise fail(f"只支持 .xlsx 和 .csv 文件 (only .xlsx and .csv): {file.name}")
+    tz = _company_tz()
+    url = migrated_database()
     total = importer.count_rows(file) if sys.stderr.isatty() else None
 
     async def work(session: AsyncSession) -> importer.ImportReport:
-        await _check_actor(session, actor)
+        await check_actor(session, actor)
         from tqdm import tqdm
 
+        import_rows = IMPORTERS[kind]
+        if kind is ImportKind.FOLLOWUPS:
+            import_rows = partial(importer.import_followups, tz=tz)
         with tqdm(
             total=total, unit="行", desc="导入 importing", disable=not sys.stderr.isatty()
         ) as bar:
-            options = {"tz": tz} if kind is ImportKind.FOLLOWUPS else {}
-            return await IMPORTERS[kind](
+
+            def advance(rows: int) -> None:
+                bar.update(rows)
+
+            return await import_rows(
                 session,
                 path=file,
                 actor_id=actor,
-                now=_now(),
+                now=utc_now(),
                 dry_run=dry_run,
-                progress=bar.update,
-                **options,  # type: ignore[arg-type]
+                progress=advance,
             )
 
     try:
-        report = _run(url, work, commit=not dry_run)
+        report = run_session(url, work, commit=not dry_run)
     except importer.ImportFileError as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
     written: Path | None = None
     if report.duplicates or report.bad_rows:
         written = report_path or file.with_name(f"{file.stem}-report.csv")
@@ -276,18 +234,18 @@ def export_command(
     out: Annotated[Path | None, typer.Option("--out", help="Target .csv or .xlsx file.")] = None,
 ) -> None:
     """Export records to CSV (UTF-8 with BOM) or Excel, with the headers import reads."""
-    tz = _timezone()
+    tz = _company_tz()
     target = out or Path(f"{kind.value}-{datetime.now(tz):%Y%m%d}.csv")
     if target.suffix.lower() not in (".csv", ".xlsx"):
-        raise _fail(f"--out 只支持 .csv 或 .xlsx (only .csv or .xlsx): {target.name}")
+        raise fail(f"--out 只支持 .csv 或 .xlsx (only .csv or .xlsx): {target.name}")
     if not target.parent.is_dir():
-        raise _fail(f"目录不存在 (no such directory): {target.parent}")
-    url = _database()
+        raise fail(f"目录不存在 (no such directory): {target.parent}")
+    url = migrated_database()
 
     async def work(session: AsyncSession) -> int:
         return await exporter.export(session, kind=kind.value, path=target, tz=tz)
 
-    count = _run(url, work, commit=False)
+    count = run_session(url, work, commit=False)
     typer.echo(f"已导出 {count} 行 (exported {count} rows) → {target}")
 
 
@@ -300,22 +258,22 @@ def handover_command(
     actor: AsOption = CLI_ACTOR,
 ) -> None:
     """Give everything FROM owns and has open (customers, deals, tasks, leads) to TO."""
-    url = _database()
+    url = migrated_database()
 
     async def work(session: AsyncSession) -> int:
-        await _check_actor(session, actor)
+        await check_actor(session, actor)
         if await session.get(Staff, from_userid) is None:
-            raise _fail(f"没有这个 userid (unknown userid): {from_userid}")
+            raise fail(f"没有这个 userid (unknown userid): {from_userid}")
         try:
             return await customers.handover(
-                session, from_userid=from_userid, to_userid=to_userid, by=actor, now=_now()
+                session, from_userid=from_userid, to_userid=to_userid, by=actor, now=utc_now()
             )
         except ValueError:
-            raise _fail(
+            raise fail(
                 f"无法交接给 {to_userid}：不存在或已停用 (unknown or inactive userid)"
             ) from None
 
-    moved = _run(url, work)
+    moved = run_session(url, work)
     typer.echo(f"已将 {from_userid} 的 {moved} 个客户及未结商机、待办、线索交接给 {to_userid}")
     typer.echo(f"(handed over {moved} customers plus open deals, tasks and leads)")
 
@@ -333,23 +291,23 @@ def staff_set_role(
 ) -> None:
     """Give a person a role; a directory sync will not override it."""
     if role not in {r.value for r in Role}:
-        raise _fail(f"未知角色 (unknown role) {role!r}: 可选 {', '.join(r.value for r in Role)}")
-    url = _database()
+        raise fail(f"未知角色 (unknown role) {role!r}: 可选 {', '.join(r.value for r in Role)}")
+    url = migrated_database()
 
     async def work(session: AsyncSession) -> None:
-        await _check_actor(session, actor)
-        changed = await staff.set_role(session, userid=userid, role=role, by=actor, now=_now())
+        await check_actor(session, actor)
+        changed = await staff.set_role(session, userid=userid, role=role, by=actor, now=utc_now())
         if changed is None:
-            raise _fail(f"没有这个 userid (unknown userid): {userid}；先运行 wecrm sync-directory")
+            raise fail(f"没有这个 userid (unknown userid): {userid}；先运行 wecrm sync-directory")
 
-    _run(url, work)
+    run_session(url, work)
     typer.echo(f"{userid} 的角色已设为 {role}（{ROLE_LABELS[role]}）(role set)")
 
 
 @staff_app.command("list")
 def staff_list() -> None:
     """Everyone in the directory with role, departments and whether they are active."""
-    url = _database()
+    url = migrated_database()
 
     async def work(session: AsyncSession) -> list[tuple[str, ...]]:
         names: dict[int, str] = {
@@ -377,7 +335,7 @@ def staff_list() -> None:
             for userid, name, role, active in people
         ]
 
-    rows = _run(url, work, commit=False)
+    rows = run_session(url, work, commit=False)
     if not rows:
         typer.echo("还没有员工，请先运行 wecrm sync-directory (no staff yet)")
         return
@@ -396,13 +354,13 @@ def roles_show(ctx: typer.Context) -> None:
     """List each role's data scope and the default role for new people."""
     if ctx.invoked_subcommand is not None:
         return
-    url = _database()
+    url = migrated_database()
 
     async def work(session: AsyncSession) -> tuple[dict[str, config_data.RoleScope], str]:
         scopes = await config_data.get_role_scopes(session)
         return scopes, await config_data.get_default_role(session)
 
-    scopes, default_role = _run(url, work, commit=False)
+    scopes, default_role = run_session(url, work, commit=False)
     typer.echo("角色 role\t数据范围 scope")
     for role, scope in scopes.items():
         departments = f" {list(scope.department_ids)}" if scope.department_ids else ""
@@ -432,27 +390,27 @@ def roles_set(
     """Change one role's data scope; it applies from each person's next message."""
     scope_level = LEVEL_WORDS.get(level.strip().casefold()) or LEVEL_WORDS.get(level.strip())
     if scope_level is None:
-        raise _fail(
+        raise fail(
             f"未知范围 (unknown level) {level!r}: 可选 {', '.join(s.value for s in ScopeLevel)}"
         )
     try:
         ids = [int(d) for d in (departments or "").replace("，", ",").split(",") if d.strip()]
     except ValueError:
-        raise _fail(
+        raise fail(
             f"--departments 应为逗号分隔的部门 id (comma-separated ids): {departments}"
         ) from None
-    url = _database()
+    url = migrated_database()
 
     async def work(session: AsyncSession) -> None:
-        await _check_actor(session, actor)
+        await check_actor(session, actor)
         try:
             await config_data.set_role_scope(
-                session, role=role, level=scope_level, department_ids=ids, by=actor, now=_now()
+                session, role=role, level=scope_level, department_ids=ids, by=actor, now=utc_now()
             )
         except config_data.ConfigError as exc:
-            raise _fail(f"无法设置 (cannot set): {exc}") from None
+            raise fail(f"无法设置 (cannot set): {exc}") from None
 
-    _run(url, work)
+    run_session(url, work)
     shown = f" {ids}" if ids else ""
     typer.echo(f"{role} 的数据范围已设为 {LEVEL_LABELS[scope_level]}{shown} (scope set)")
 
@@ -463,16 +421,16 @@ def roles_default(
     actor: AsOption = CLI_ACTOR,
 ) -> None:
     """Set the role new people get when the directory sync first sees them."""
-    url = _database()
+    url = migrated_database()
 
     async def work(session: AsyncSession) -> None:
-        await _check_actor(session, actor)
+        await check_actor(session, actor)
         try:
-            await config_data.set_default_role(session, role=role, by=actor, now=_now())
+            await config_data.set_default_role(session, role=role, by=actor, now=utc_now())
         except config_data.ConfigError as exc:
-            raise _fail(f"无法设置 (cannot set): {exc}") from None
+            raise fail(f"无法设置 (cannot set): {exc}") from None
 
-    _run(url, work)
+    run_session(url, work)
     typer.echo(f"新成员默认角色已设为 {role} (default role set)")
 
 

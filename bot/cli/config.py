@@ -7,8 +7,15 @@ from typing import Annotated
 import typer
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.cli.admin import CLI_ACTOR, AsOption, _check_actor, _database, _now, _run
-from bot.cli.main import fail
+from bot.cli.common import (
+    CLI_ACTOR,
+    AsOption,
+    check_actor,
+    fail,
+    migrated_database,
+    run_session,
+    utc_now,
+)
 from crm_store import config_data
 
 config_app = typer.Typer(
@@ -19,7 +26,7 @@ config_app = typer.Typer(
 @config_app.command("show")
 def show() -> None:
     """Print the rules in force (defaults where nothing was set)."""
-    url = _database()
+    url = migrated_database()
 
     async def work(session: AsyncSession) -> list[str]:
         pool = await config_data.get_pool_rules(session)
@@ -35,7 +42,7 @@ def show() -> None:
             "SLA: " + "，".join(f"{p} {h} 小时" for p, h in sla.items()),
         ]
 
-    for line in _run(url, work, commit=False):
+    for line in run_session(url, work, commit=False):
         typer.echo(line)
 
 
@@ -48,10 +55,10 @@ def pool(
     actor: AsOption = CLI_ACTOR,
 ) -> None:
     """Set the public-pool rules."""
-    url = _database()
+    url = migrated_database()
 
     async def work(session: AsyncSession) -> None:
-        await _check_actor(session, actor)
+        await check_actor(session, actor)
         try:
             await config_data.set_pool_rules(
                 session,
@@ -59,12 +66,12 @@ def pool(
                     daily_claim_limit=daily_limit, reclaim_cooldown_days=cooldown_days
                 ),
                 by=actor,
-                now=_now(),
+                now=utc_now(),
             )
         except config_data.ConfigError as exc:
             raise fail(f"无法设置 (cannot set): {exc}") from None
 
-    _run(url, work)
+    run_session(url, work)
     typer.echo(f"公海规则已更新：每日 {daily_limit} 个，冷却 {cooldown_days} 天 (pool rules set)")
 
 
@@ -77,19 +84,24 @@ def collision(
     actor: AsOption = CLI_ACTOR,
 ) -> None:
     """Choose who is told when a colleague works on or re-adds someone's customer (撞单)."""
-    url = _database()
+    url = migrated_database()
 
     async def work(session: AsyncSession) -> None:
-        await _check_actor(session, actor)
+        await check_actor(session, actor)
         await config_data.set_collision_notice(
             session,
             notice=config_data.CollisionNotice(owner=owner, leader=leader),
             by=actor,
-            now=_now(),
+            now=utc_now(),
         )
 
-    _run(url, work)
+    run_session(url, work)
     typer.echo(
         f"撞单提醒：负责人 {'是' if owner else '否'}，上级 {'是' if leader else '否'} "
         "(collision notice set)"
     )
+
+
+def register(app: typer.Typer) -> None:
+    """Add `wecrm config …` (called by bot.cli.main)."""
+    app.add_typer(config_app, name="config")

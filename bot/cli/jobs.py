@@ -7,14 +7,15 @@ messages a run queues are sent by the relay of the running bot.
 from __future__ import annotations
 
 import asyncio
-import os
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Annotated, TypeVar
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 import typer
 
+from bot.cli.common import fail, load_or_exit, migrated_database
+from bot.settings import CompanySettings
 from crm_store.clock import Clock, SystemClock
 from handlers.kit.jobs import Job, by_name, period_key
 from handlers.kit.replies import Reply
@@ -25,27 +26,14 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 
-DEFAULT_TIMEZONE = "Asia/Shanghai"
 _WEEKDAYS = "一二三四五六日"
 
 JobsSource = Callable[[], Sequence[Job]]
 
 
-def fail(message: str) -> typer.Exit:
-    from bot.cli.main import fail as main_fail  # not at import time: main imports this module
-
-    return main_fail(message)
-
-
 def company_timezone() -> ZoneInfo:
-    """WECRM_TIMEZONE from the environment or .env, as the bot reads it."""
-    from bot.cli.main import _dotenv_value
-
-    name = os.environ.get("WECRM_TIMEZONE") or _dotenv_value("WECRM_TIMEZONE") or DEFAULT_TIMEZONE
-    try:
-        return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise fail(f"WECRM_TIMEZONE {name!r} is not a known IANA time zone") from None
+    """WECRM_TIMEZONE, as the bot reads it (settings, never a constant)."""
+    return load_or_exit(CompanySettings).tz
 
 
 def _when(moment: datetime, tz: ZoneInfo) -> str:
@@ -87,9 +75,7 @@ def jobs_app(*, jobs: JobsSource | None = None, clock: Clock | None = None) -> t
     @app.command("list")
     def list_jobs() -> None:
         """Each job: schedule in words, workdays only, last run with counts, next run."""
-        from bot.cli.admin import _database
-
-        url = _database()
+        url = migrated_database()
         tz = company_timezone()
         found = declared()
         moment = now()
@@ -131,13 +117,12 @@ def jobs_app(*, jobs: JobsSource | None = None, clock: Clock | None = None) -> t
         ] = False,
     ) -> None:
         """Run one job now, for its latest period or one day's; sent once per recipient."""
-        from bot.cli.admin import _database
 
         found = declared()
         job = found.get(name)
         if job is None:
             raise fail(f"no job named {name!r}; jobs: {', '.join(found) or 'none'}")
-        url = _database()
+        url = migrated_database()
         tz = company_timezone()
         moment = now()
         period = _pick_period(job, day, moment, tz)
@@ -227,3 +212,7 @@ async def _with_scheduler(
         return await work(scheduler)
     finally:
         await engine.dispose()
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(jobs_app(), name="jobs")

@@ -1,9 +1,13 @@
-"""The admin commands end to end on a migrated SQLite file: import, export, roles, staff."""
+"""The admin commands end to end on a migrated SQLite file: import, export, roles, staff.
+
+They run with no WECOM_* variable set, from a working folder that is not the database's.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import csv
+import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -19,16 +23,35 @@ from crm_store import staff
 from crm_store.clock import FakeClock
 from crm_store.config_data import get_role_scopes
 from crm_store.migrate import upgrade
-from crm_store.models import Customer, ScopeLevel, Staff
+from crm_store.models import Customer, Followup, ScopeLevel, Staff
 from crm_store.session import create_engine, session_factory
 from tests.sim.conftest import AES_KEY, AGENT_ID, CORP_ID, SECRET, TOKEN, populate
 
+WECOM_VARIABLES = (
+    "WECOM_CORP_ID",
+    "WECOM_AGENT_ID",
+    "WECOM_SECRET",
+    "WECOM_TOKEN",
+    "WECOM_AES_KEY",
+    "WECOM_API_BASE",
+)
+NO_WECOM: dict[str, str | None] = dict.fromkeys(WECOM_VARIABLES)
 
-@pytest.fixture
-def db_url(tmp_path: Path) -> str:
-    """A migrated SQLite file with two sales reps (the CLI runs its own event loop)."""
-    url = f"sqlite:///{tmp_path / 'cli.db'}"
-    upgrade(url)
+
+@pytest.fixture(autouse=True)
+def elsewhere(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Work from a folder of our own (no stray .env) with the data folder inside tmp_path."""
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    for name in (*WECOM_VARIABLES, "WECRM_DATABASE_URL", "WECRM_HOME", "WECRM_TIMEZONE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
+    return work
+
+
+def seed_staff(url: str) -> None:
+    """Two sales reps in one department (the CLI runs its own event loop, so do we)."""
     now = FakeClock().now()
 
     async def seed() -> None:
@@ -44,6 +67,14 @@ def db_url(tmp_path: Path) -> str:
         await engine.dispose()
 
     asyncio.run(seed())
+
+
+@pytest.fixture
+def db_url(tmp_path: Path) -> str:
+    """A migrated SQLite file with two sales reps."""
+    url = f"sqlite:///{tmp_path / 'cli.db'}"
+    upgrade(url)
+    seed_staff(url)
     return url
 
 
@@ -58,8 +89,9 @@ def query(url: str, statement: Any) -> Any:
     return asyncio.run(run())
 
 
-def wecrm(url: str, *args: str) -> Result:
-    return CliRunner().invoke(app, list(args), env={"WECRM_DATABASE_URL": url})
+def wecrm(url: str | None, *args: str, **env: str | None) -> Result:
+    """Run `wecrm ARGS` with no WeCom settings at all; `url` None leaves the default database."""
+    return CliRunner().invoke(app, list(args), env={**NO_WECOM, "WECRM_DATABASE_URL": url, **env})
 
 
 def write_csv(path: Path, rows: Sequence[Sequence[str]]) -> Path:
@@ -205,11 +237,102 @@ def test_handover(db_url: str, tmp_path: Path) -> None:
 
 
 def test_unmigrated_database_is_refused_with_the_hint(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'empty.db'}"
+    path = tmp_path / "empty.db"
+    sqlite3.connect(path).close()  # a file that exists, with no schema in it
+    url = f"sqlite:///{path}"
     for args in (("staff", "list"), ("roles",), ("export", "customers")):
         result = wecrm(url, *args)
         assert result.exit_code == 2, args
-        assert "wecrm db upgrade" in result.output
+        assert "schema is empty" in result.output and "wecrm db upgrade" in result.output
+
+
+def admin_commands(folder: Path) -> list[list[str]]:
+    """Every admin command that opens the database, with arguments that make it succeed."""
+    source = write_csv(folder / "customers.csv", CUSTOMERS)
+    return [
+        ["import", "customers", str(source), "--dry-run"],
+        ["import", "customers", str(source)],
+        ["export", "customers", "--out", str(folder / "out.csv")],
+        ["handover", "zhangsan", "lisi"],
+        ["staff", "list"],
+        ["staff", "set-role", "zhangsan", "manager"],
+        ["roles"],
+        ["roles", "set", "rep", "本部门"],
+        ["roles", "default", "rep"],
+        ["config", "show"],
+        ["config", "pool", "--daily-limit", "3", "--cooldown-days", "7"],
+        ["config", "collision", "--no-leader"],
+        ["db", "current"],
+    ]
+
+
+def test_every_admin_command_finds_the_default_database_from_any_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    home = tmp_path / "crm-home"
+    database = home / "wecrm.db"
+    upgraded = wecrm(None, "db", "upgrade", WECRM_HOME=str(home))
+    assert upgraded.exit_code == 0, upgraded.output
+    assert f"数据库 (database): {database} (from WECRM_HOME)" in upgraded.stderr
+    seed_staff(f"sqlite:///{database}")
+    commands = admin_commands(tmp_path)
+    for number, args in enumerate(commands):
+        folder = tmp_path / f"somewhere-{number}"
+        folder.mkdir()
+        monkeypatch.chdir(folder)
+        result = wecrm(None, *args, WECRM_HOME=str(home))
+        assert result.exit_code == 0, (args, result.output)
+        assert f"数据库 (database): {database} (from WECRM_HOME)\n" in result.stderr, args
+        assert "(database):" not in result.stdout, args  # stdout stays the command's own
+        assert list(folder.iterdir()) == [], args  # no stray database where we stood
+    assert customer_count(f"sqlite:///{database}") == 2
+
+
+def test_without_any_setting_the_database_is_the_platform_data_folder(tmp_path: Path) -> None:
+    database = tmp_path / "xdg" / "wecrm" / "wecrm.db"  # $XDG_DATA_HOME/wecrm on Linux
+    missing = wecrm(None, "staff", "list")
+    assert missing.exit_code == 2
+    assert f"数据库 (database): {database} (default)" in missing.stderr
+    assert f"no database): {database} (the default location;" in missing.stderr
+    assert not database.parent.exists()
+    assert wecrm(None, "db", "upgrade").exit_code == 0
+    assert database.is_file()
+    listed = wecrm(None, "staff", "list")
+    assert listed.exit_code == 0 and "no staff yet" in listed.stdout
+
+
+def test_a_relative_database_url_is_shown_resolved(elsewhere: Path) -> None:
+    result = wecrm("sqlite:///data/crm.db", "db", "upgrade")
+    assert result.exit_code == 0, result.output
+    database = elsewhere / "data" / "crm.db"
+    assert f"数据库 (database): {database} (from WECRM_DATABASE_URL)" in result.stderr
+    assert database.is_file()
+
+
+def test_a_missing_database_is_named_and_not_created(tmp_path: Path) -> None:
+    database = tmp_path / "nowhere" / "crm.db"
+    url = f"sqlite:///{database}"
+    wecom = {
+        "WECOM_CORP_ID": CORP_ID,
+        "WECOM_AGENT_ID": str(AGENT_ID),
+        "WECOM_SECRET": SECRET,
+        "WECOM_TOKEN": TOKEN,
+        "WECOM_AES_KEY": AES_KEY,
+        "WECOM_API_BASE": "http://127.0.0.1:9/cgi-bin/",
+    }
+    runs: list[tuple[list[str], dict[str, str]]] = [(a, {}) for a in admin_commands(tmp_path)]
+    runs += [(["sync-directory"], wecom), (["serve", "--port", "0"], wecom)]
+    for args, env in runs:
+        result = wecrm(url, *args, **env)
+        assert result.exit_code == 2, (args, result.output)
+        assert f"数据库不存在 (no database): {database}" in result.stderr, args
+        assert "chosen by WECRM_DATABASE_URL" in result.stderr, args
+        assert "wecrm db upgrade" in result.stderr, args
+        assert SECRET not in result.output, args
+        assert not database.parent.exists(), args
+    created = wecrm(url, "db", "upgrade")
+    assert created.exit_code == 0, created.output
+    assert database.is_file()
 
 
 @pytest.fixture
@@ -248,6 +371,7 @@ def test_sync_directory(db_url: str, wecom_env: dict[str, str]) -> None:
     env = {**wecom_env, "WECRM_DATABASE_URL": db_url}
     result = CliRunner().invoke(app, ["sync-directory"], env=env)
     assert result.exit_code == 0, result.output
+    assert f"数据库 (database): {db_url.removeprefix('sqlite:///')}" in result.stderr
     assert "Directory synced" in result.output
     assert "active people: 6" in result.output
     assert "deactivated: 0" in result.output
@@ -266,3 +390,20 @@ def test_sync_directory_needs_the_wecom_settings(db_url: str) -> None:
     )
     assert result.exit_code == 2
     assert "WECOM_CORP_ID is missing" in result.output
+
+
+def test_the_company_time_zone_comes_from_the_settings(db_url: str, tmp_path: Path) -> None:
+    customers = write_csv(tmp_path / "c.csv", CUSTOMERS)
+    assert wecrm(db_url, "import", "customers", str(customers)).exit_code == 0
+    rows = [["客户", "负责人", "内容", "跟进时间"]]
+    for customer, zone in (("杭州星辰科技有限公司", "UTC"), ("上海远航物流有限公司", None)):
+        rows = [rows[0], [customer, "zhangsan", "电话沟通", "2024-05-01 09:00"]]
+        source = write_csv(tmp_path / f"f-{zone}.csv", rows)
+        result = wecrm(db_url, "import", "followups", str(source), WECRM_TIMEZONE=zone)
+        assert result.exit_code == 0 and "inserted: 1" in result.output, result.output
+    earliest = query(db_url, select(func.min(Followup.created_at)))
+    latest = query(db_url, select(func.max(Followup.created_at)))
+    # 09:00 in the default Asia/Shanghai is 01:00 UTC; 09:00 in UTC is 09:00.
+    assert (str(earliest)[:16], str(latest)[:16]) == ("2024-05-01 01:00", "2024-05-01 09:00")
+    bad = wecrm(db_url, "export", "customers", WECRM_TIMEZONE="Mars/Base")
+    assert bad.exit_code == 2 and "WECRM_TIMEZONE is not a known IANA time zone" in bad.output

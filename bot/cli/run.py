@@ -1,0 +1,92 @@
+"""`wecrm serve` and `wecrm demo`: the commands that run the bot itself."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING, Annotated, cast
+
+import typer
+
+from bot.cli.common import announce_database, fail, load_or_exit, migrated_database
+from bot.settings import DatabaseSettings, Settings, SettingsError, load
+
+if TYPE_CHECKING:
+    from bot.app import Role
+
+DEMO_DATABASE_FILE = "demo.db"
+ROLES = ("all", "web", "worker")
+
+
+def serve(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "0.0.0.0",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8080,
+    role: Annotated[str, typer.Option(help="all | web | worker")] = "all",
+) -> None:
+    """Run the bot: callback endpoint, inbox worker, outbox relay and scheduler."""
+    if role not in ROLES:
+        raise fail("--role must be one of: all, web, worker")
+    settings = load_or_exit(Settings)
+    migrated_database(settings)
+    from aiohttp import web
+
+    from bot.app import create_app
+    from bot.logs import configure_logging
+    from bot.wecom.directory import actor_loader_factory
+
+    configure_logging(settings.log_level, settings.secret_values())
+    web_app = create_app(
+        settings, role=cast("Role", role), actor_loader_factory=actor_loader_factory
+    )
+    typer.echo(f"wecrm {role} listening on http://{host}:{port} (callback: /wecom/callback)")
+    web.run_app(web_app, host=host, port=port, print=None)
+
+
+def demo(
+    port: Annotated[int, typer.Option(help="Port of the bot.")] = 8080,
+    sim_port: Annotated[int, typer.Option(help="Port of the WeCom simulator.")] = 8081,
+    host: Annotated[str, typer.Option(help="Address the bot listens on.")] = "127.0.0.1",
+    interactive: Annotated[bool, typer.Option(help="Chat prompt when on a terminal.")] = True,
+    database: Annotated[
+        str | None,
+        typer.Option(
+            help="Database URL for the demo; default demo.db in the data folder (WECRM_HOME), "
+            "never the CRM's own database."
+        ),
+    ] = None,
+) -> None:
+    """Run the bot on SQLite (no Redis) wired to the built-in WeCom simulator."""
+    from bot.demo import main as demo_main
+    from bot.logs import configure_logging
+    from crm_store.migrate import upgrade
+
+    chosen = demo_database(database)
+    announce_database(chosen.database_display, "from --database" if database else "demo default")
+    if chosen.sqlite_path is not None:
+        chosen.sqlite_path.parent.mkdir(parents=True, exist_ok=True)
+    configure_logging("WARNING", [])
+    upgrade(chosen.database_url)
+    url = chosen.database_url
+    try:
+        asyncio.run(
+            demo_main(url, host=host, port=port, sim_port=sim_port, interactive=interactive)
+        )
+    except OSError as exc:
+        raise fail(f"cannot start the demo: {exc} (try --port/--sim-port)") from None
+
+
+def demo_database(url: str | None) -> DatabaseSettings:
+    """The demo's own database: --database, else demo.db next to the default CRM database."""
+    # Never WECRM_DATABASE_URL: the demo syncs a made-up company into the database it gets.
+    try:
+        if url is None:
+            home = load(DatabaseSettings, WECRM_DATABASE_URL="").data_home
+            url = f"sqlite:///{home / DEMO_DATABASE_FILE}"
+        return load(DatabaseSettings, WECRM_DATABASE_URL=url)
+    except SettingsError as exc:
+        raise fail(str(exc).replace("WECRM_DATABASE_URL", "--database")) from None
+
+
+def register(app: typer.Typer) -> None:
+    """Add `wecrm serve` and `wecrm demo` (called by bot.cli.main)."""
+    app.command()(serve)
+    app.command()(demo)
