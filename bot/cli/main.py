@@ -7,10 +7,9 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from typing import Annotated
+from typing import Annotated, cast
 
 import typer
-from aiohttp import web
 
 from bot.settings import Settings, SettingsError, load_settings
 
@@ -98,20 +97,39 @@ def serve(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "0.0.0.0",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8080,
     role: Annotated[str, typer.Option(help="all | web | worker")] = "all",
+    keepalive_timeout: Annotated[
+        float, typer.Option(help="Seconds before an idle connection is closed.", min=0.1)
+    ] = 15.0,
+    body_timeout: Annotated[
+        float, typer.Option(help="Seconds to receive a whole request body (else 408).", min=0.1)
+    ] = 3.0,
 ) -> None:
     """Run the bot: callback endpoint, inbox worker, outbox relay and scheduler."""
     if role not in ("all", "web", "worker"):
         raise fail("--role must be one of: all, web, worker")
     settings = settings_or_exit()
     ensure_migrated(settings.database_url)
-    from bot.app import create_app
+    from bot.app import Role, create_app
     from bot.logs import configure_logging
+    from bot.serve import ServerLimits, serve_forever
     from bot.wecom.directory import actor_loader_factory
 
     configure_logging(settings.log_level, _secret_values(settings))
-    web_app = create_app(settings, role=role, actor_loader_factory=actor_loader_factory)
-    typer.echo(f"wecrm {role} listening on http://{host}:{port} (callback: /wecom/callback)")
-    web.run_app(web_app, host=host, port=port, print=None)
+    limits = ServerLimits(keepalive_timeout=keepalive_timeout, body_timeout=body_timeout)
+    web_app = create_app(
+        settings,
+        role=cast(Role, role),
+        actor_loader_factory=actor_loader_factory,
+        limits=limits,
+    )
+
+    def ready(url: str) -> None:
+        typer.echo(f"wecrm {role} listening on {url} (callback: /wecom/callback)")
+
+    try:
+        asyncio.run(serve_forever(web_app, host=host, port=port, limits=limits, on_ready=ready))
+    except OSError as exc:
+        raise fail(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
 
 
 @app.command()
