@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Final
 
 import asyncpg  # type: ignore[import-untyped]
-from sqlalchemy.exc import DataError, IntegrityError, SQLAlchemyError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.cache import Notifier
@@ -37,8 +37,6 @@ OUTAGE_ERRORS: Final = (
     asyncpg.PostgresError,
     asyncpg.InterfaceError,
 )
-# A row the database refuses (not an outage): retried alone so it cannot sink its batch.
-_ROW_ERRORS: Final = (DataError, IntegrityError)
 
 
 class InboxUnavailable(Exception):
@@ -85,6 +83,8 @@ class InboxBatcher:
         timeout: float = ACK_DB_TIMEOUT,
         max_in_flight: int | None = None,
     ) -> None:
+        if not 0 <= window < timeout:
+            raise ValueError("the batch window must be shorter than the ack timeout")
         self._engine = engine
         self._clock = clock
         self._notifier = notifier
@@ -192,15 +192,17 @@ class InboxBatcher:
     async def _insert_isolating_bad_rows(self, live: list[_Pending]) -> set[str]:
         try:
             return await self._insert([p.message for p in live])
-        except _ROW_ERRORS:
-            if len(live) == 1:
+        except DBAPIError as exc:
+            if len(live) == 1 or not _refused_row(exc):
                 raise
         # One row the database refuses must not cost its neighbours their ack: retry each.
         inserted: set[str] = set()
         for pending in live:
             try:
                 inserted |= await self._insert([pending.message])
-            except _ROW_ERRORS as exc:
+            except DBAPIError as exc:
+                if not _refused_row(exc):
+                    raise
                 self._report(exc)
                 if not pending.future.done():
                     pending.future.set_exception(InboxUnavailable(type(exc).__name__))
@@ -229,3 +231,10 @@ def _refuse(batch: list[_Pending], reason: str) -> None:
     for pending in batch:
         if not pending.future.done():
             pending.future.set_exception(InboxUnavailable(reason))
+
+
+def _refused_row(exc: DBAPIError) -> bool:
+    """The server answered and refused the data (not a lost connection, lock or timeout)."""
+    if exc.connection_invalidated or isinstance(exc, OperationalError | InterfaceError):
+        return False
+    return not isinstance(exc.orig, OSError | TimeoutError)
