@@ -84,10 +84,10 @@ def parse_xml(text: str) -> dict[str, Any]:
         document = xmltodict.parse(text, disable_entities=True)
     except Exception as exc:  # expat raises several types; all mean "not XML we accept"
         raise WireError("malformed XML") from exc
-    root = document.get("xml") if isinstance(document, dict) else None
-    if not isinstance(root, dict):
+    if not isinstance(document, dict) or "xml" not in document:
         raise WireError("no <xml> root element")
-    return root
+    root = document["xml"]
+    return root if isinstance(root, dict) else {}  # <xml/> or <xml>text</xml>: no fields
 
 
 def _text(root: dict[str, Any], name: str) -> str:
