@@ -18,12 +18,14 @@ from aiohttp import web
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from bot.cache import Cache, Notifier, RedisCache, make_cache
-from bot.gateway.callback import CallbackState, add_routes, callback_state_key
+from bot.cache import Cache, Notifier, make_cache
+from bot.gateway.batcher import InboxBatcher
+from bot.gateway.callback import INBOX_CHANNEL, CallbackState, add_routes, callback_state_key
 from bot.gateway.crypto import WeComCrypto
 from bot.runtime.relay import OutboxRelay
 from bot.runtime.scheduler import Scheduler
 from bot.runtime.worker import ActorLoader, InboxWorker
+from bot.serve import ServerLimits
 from bot.settings import Settings
 from bot.wecom.client import WeComClient
 from bot.wecom.directory import contact_change_handler
@@ -35,6 +37,7 @@ from handlers.dispatch import dispatch
 log = logging.getLogger(__name__)
 
 Role = Literal["all", "web", "worker"]
+READY_TIMEOUT: Final = 0.8  # seconds: a probe that hangs is an answer too ("unavailable")
 
 
 @dataclass
@@ -62,8 +65,7 @@ class Runtime:
         self.tasks.clear()
         await self.notifier.stop()
         await self.http.close()
-        if isinstance(self.cache, RedisCache):
-            await self.cache.close()
+        await self.cache.close()
         await self.engine.dispose()
 
 
@@ -78,10 +80,10 @@ async def build_runtime(
     actor_loader_factory: ActorLoaderFactory | None = None,
 ) -> Runtime:
     clock = clock or SystemClock()
-    engine = create_engine(settings.database_url)
+    engine = create_engine(settings.database_url, **settings.engine_options())
     sessions = session_factory(engine)
     cache = make_cache(settings.redis_url)
-    if isinstance(cache, RedisCache) and not await cache.ping():
+    if cache.configured and not await cache.ping():
         log.warning(
             "WECRM_REDIS_URL is set but Redis is not reachable; running on local "
             "fallbacks until it is"
@@ -134,23 +136,20 @@ async def healthz(_request: web.Request) -> web.Response:
 
 
 async def readyz(request: web.Request) -> web.Response:
-    """Ready when the database answers; a configured Redis that is down makes it 'degraded'."""
+    """Ready when the database answers within 0.8 s; a configured Redis that is down: degraded."""
     runtime = request.app[runtime_key]
     report: dict[str, str] = {}
     try:
-        async with asyncio.timeout(2):
+        async with asyncio.timeout(READY_TIMEOUT):
             async with runtime.engine.connect() as conn:
                 await conn.execute(text("SELECT 1"))
         report["database"] = "ok"
     except Exception as exc:  # any failure means "not ready", with its kind for the operator
         report["database"] = f"unreachable ({type(exc).__name__})"
-    if isinstance(runtime.cache, RedisCache):
-        await runtime.cache.ping()
-        report["redis"] = runtime.cache.describe()
-    else:
-        report["redis"] = "not configured (in-process cache)"
+    await runtime.cache.ping()
+    report["redis"] = runtime.cache.describe()
     ok = report["database"] == "ok"
-    degraded = isinstance(runtime.cache, RedisCache) and not runtime.cache.healthy
+    degraded = runtime.cache.configured and not runtime.cache.healthy
     report["status"] = "degraded" if ok and degraded else ("ok" if ok else "unavailable")
     return web.json_response(report, status=200 if ok else 503)
 
@@ -167,39 +166,54 @@ def create_app(
     clock: Clock | None = None,
     background: bool = True,
     actor_loader_factory: ActorLoaderFactory | None = None,
+    limits: ServerLimits | None = None,
 ) -> web.Application:
     """The web app; with background=False tests drive the worker and relay by hand."""
+    limits = limits or ServerLimits()
     app = web.Application(client_max_size=1024 * 1024)
+    serves_callbacks = role in ("all", "web")
 
     async def runtime_ctx(app: web.Application) -> AsyncIterator[None]:
         runtime = await build_runtime(
             settings, clock=clock, actor_loader_factory=actor_loader_factory
         )
         app[runtime_key] = runtime
+        batcher = InboxBatcher(
+            runtime.engine,
+            clock=runtime.clock,
+            notifier=runtime.notifier,
+            channel=INBOX_CHANNEL,
+            window=limits.batch_window,
+            max_batch=limits.batch_size,
+            timeout=limits.ack_db_timeout,
+        )
         app[callback_state_key] = CallbackState(
             crypto=WeComCrypto(
                 settings.wecom_token.get_secret_value(),
                 settings.wecom_aes_key.get_secret_value(),
                 settings.wecom_corp_id,
             ),
-            engine=runtime.engine,
+            batcher=batcher,
             cache=runtime.cache,
-            notifier=runtime.notifier,
             clock=runtime.clock,
             max_skew=settings.callback_max_skew,
+            body_timeout=limits.body_timeout,
         )
         runtime.notifier.start()
+        if serves_callbacks:
+            batcher.start()
         if background and role in ("all", "worker"):
             runtime.tasks.append(asyncio.create_task(_load_index(runtime)))
             runtime.tasks.append(asyncio.create_task(runtime.worker.run_forever()))
             runtime.tasks.append(asyncio.create_task(runtime.relay.run_forever()))
             runtime.tasks.append(asyncio.create_task(runtime.scheduler.run_forever()))
         yield
+        await batcher.close()
         await runtime.close()
 
     app.cleanup_ctx.append(runtime_ctx)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
-    if role in ("all", "web"):
+    if serves_callbacks:
         add_routes(app)
     return app

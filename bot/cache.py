@@ -12,6 +12,7 @@ import contextlib
 import logging
 import secrets
 import time
+from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
@@ -28,7 +29,63 @@ _RELEASE_LOCK = (
 )
 
 
-class LocalCache:
+class Cache(ABC):
+    """The one cache interface: callers never ask which implementation they hold."""
+
+    @property
+    @abstractmethod
+    def configured(self) -> bool:
+        """True when a shared cache (Redis) was configured, healthy or not."""
+
+    @property
+    @abstractmethod
+    def healthy(self) -> bool:
+        """False while a configured shared cache is unreachable (readyz says `degraded`)."""
+
+    @abstractmethod
+    def describe(self) -> str:
+        """One line for readyz and logs; never a password."""
+
+    @abstractmethod
+    async def ping(self) -> bool:
+        """Probe the backing store; True when it answered."""
+
+    @abstractmethod
+    async def get(self, key: str) -> str | None: ...
+
+    @abstractmethod
+    async def set(self, key: str, value: str, ttl_seconds: float) -> None: ...
+
+    @abstractmethod
+    async def set_nx(self, key: str, value: str, ttl_seconds: float) -> bool: ...
+
+    @abstractmethod
+    async def delete(self, key: str) -> None: ...
+
+    @abstractmethod
+    def lock(self, key: str) -> AbstractAsyncContextManager[None]: ...
+
+    @abstractmethod
+    async def exists_fast(self, key: str) -> bool:
+        """Ack-path dedup check: False means "ask the database", never "not seen"."""
+
+    @abstractmethod
+    async def set_fast(self, key: str, value: str, ttl_seconds: float) -> None:
+        """Ack-path dedup mark: best effort, bounded, never retried."""
+
+    @abstractmethod
+    async def publish(self, channel: str, message: str) -> None:
+        """Tell other processes; a no-op when nothing is shared."""
+
+    @abstractmethod
+    async def listen(self, prefix: str, deliver: Callable[[str], None]) -> None:
+        """Call `deliver(channel)` for messages published under `prefix`, until cancelled."""
+
+    @abstractmethod
+    async def close(self) -> None: ...
+
+
+class LocalCache(Cache):
     """A dict with expiry and asyncio locks: everything one process needs."""
 
     def __init__(self, monotonic: Callable[[], float] = time.monotonic) -> None:
@@ -37,11 +94,18 @@ class LocalCache:
         self._monotonic = monotonic
 
     @property
+    def configured(self) -> bool:
+        return False
+
+    @property
     def healthy(self) -> bool:
         return True
 
     def describe(self) -> str:
-        return "in-process"
+        return "not configured (in-process cache)"
+
+    async def ping(self) -> bool:
+        return True
 
     async def get(self, key: str) -> str | None:
         item = self._values.get(key)
@@ -77,13 +141,29 @@ class LocalCache:
 
         return held()
 
+    async def exists_fast(self, key: str) -> bool:
+        # One process: the database's unique key is as fast a truth as a dict would be.
+        return False
+
+    async def set_fast(self, key: str, value: str, ttl_seconds: float) -> None:
+        return None
+
+    async def publish(self, channel: str, message: str) -> None:
+        return None
+
+    async def listen(self, prefix: str, deliver: Callable[[str], None]) -> None:
+        return None  # nothing crosses a process boundary; in-process events suffice
+
+    async def close(self) -> None:
+        self._values.clear()
+
     def _evict_expired(self) -> None:
         now = self._monotonic()
         for key in [k for k, (_, exp) in self._values.items() if exp <= now]:
             del self._values[key]
 
 
-class RedisCache:
+class RedisCache(Cache):
     """Redis with a local fallback; a failure marks it unhealthy until a probe succeeds."""
 
     def __init__(self, url: str, *, lock_ttl: float = 10.0) -> None:
@@ -97,13 +177,17 @@ class RedisCache:
         )
         self._local = LocalCache()
         self._lock_ttl = lock_ttl
-        self.healthy = True
+        self._healthy = True
         self.last_error: str | None = None
         self._url_for_humans = _redact(url)
 
     @property
-    def client(self) -> aioredis.Redis:
-        return self._redis
+    def configured(self) -> bool:
+        return True
+
+    @property
+    def healthy(self) -> bool:
+        return self._healthy
 
     def describe(self) -> str:
         state = "ok" if self.healthy else f"down ({self.last_error}); using local fallbacks"
@@ -118,15 +202,15 @@ class RedisCache:
         except (RedisError, OSError, TimeoutError) as exc:
             self._mark_down(exc)
             return False, None
-        if not self.healthy:
+        if not self._healthy:
             log.warning("redis is reachable again")
-        self.healthy = True
+        self._healthy = True
         return True, result
 
     def _mark_down(self, exc: BaseException) -> None:
-        if self.healthy:
+        if self._healthy:
             log.warning("redis unavailable, falling back to local cache: %s", type(exc).__name__)
-        self.healthy = False
+        self._healthy = False
         self.last_error = type(exc).__name__
 
     async def ping(self) -> bool:
@@ -197,12 +281,24 @@ class RedisCache:
     async def publish(self, channel: str, message: str) -> None:
         await self._call(lambda: self._redis.publish(channel, message), FAST_TIMEOUT)
 
+    async def listen(self, prefix: str, deliver: Callable[[str], None]) -> None:
+        while True:
+            pubsub = self._redis.pubsub()
+            try:
+                await pubsub.psubscribe(prefix + "*")
+                async for message in pubsub.listen():
+                    if message.get("type") == "pmessage":
+                        deliver(str(message["channel"]).removeprefix(prefix))
+            except (RedisError, OSError) as exc:
+                log.debug("wake-up listener lost redis: %s", type(exc).__name__)
+            finally:
+                with contextlib.suppress(RedisError, OSError):
+                    await pubsub.aclose()
+            await asyncio.sleep(1.0)  # reconnect pacing; polling covers the gap
+
     async def close(self) -> None:
         with contextlib.suppress(RedisError, OSError):
             await self._redis.aclose()
-
-
-Cache = LocalCache | RedisCache
 
 
 def _redact(url: str) -> str:
@@ -226,7 +322,7 @@ class Notifier:
 
     async def notify(self, channel: str) -> None:
         self.event(channel).set()
-        if isinstance(self._cache, RedisCache) and self._cache.healthy:
+        if self._cache.configured and self._cache.healthy:
             await self._cache.publish(WAKE_CHANNEL_PREFIX + channel, "1")
 
     async def wait(self, channel: str, poll_seconds: float) -> None:
@@ -237,8 +333,10 @@ class Notifier:
         event.clear()
 
     def start(self) -> None:
-        if isinstance(self._cache, RedisCache) and self._listener is None:
-            self._listener = asyncio.create_task(self._listen(self._cache))
+        if self._cache.configured and self._listener is None:
+            self._listener = asyncio.create_task(
+                self._cache.listen(WAKE_CHANNEL_PREFIX, lambda channel: self.event(channel).set())
+            )
 
     async def stop(self) -> None:
         if self._listener is not None:
@@ -247,19 +345,7 @@ class Notifier:
                 await self._listener
             self._listener = None
 
-    async def _listen(self, cache: RedisCache) -> None:
-        while True:
-            try:
-                pubsub = cache.client.pubsub()
-                await pubsub.psubscribe(WAKE_CHANNEL_PREFIX + "*")
-                async for message in pubsub.listen():
-                    if message.get("type") == "pmessage":
-                        channel = str(message["channel"]).removeprefix(WAKE_CHANNEL_PREFIX)
-                        self.event(channel).set()
-            except (RedisError, OSError) as exc:
-                log.debug("wake-up listener lost redis: %s", type(exc).__name__)
-                await asyncio.sleep(1.0)  # reconnect pacing; polling covers the gap
-
 
 def make_cache(redis_url: str | None) -> Cache:
+    """Redis when a URL is configured, else the in-process cache (the embedded default)."""
     return RedisCache(redis_url) if redis_url else LocalCache()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Final
 
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
@@ -12,6 +12,10 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
+
+CONNECT_TIMEOUT: Final = 5.0  # seconds to open a PostgreSQL connection
+COMMAND_TIMEOUT: Final = 60.0  # seconds for one statement: long enough for an import batch
+POOL_TIMEOUT: Final = 10.0  # seconds to wait for a free pooled connection
 
 
 def async_url(url: str) -> str:
@@ -51,7 +55,15 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
     # No pre-ping: it costs a round trip per checkout on the ack path. A connection that died
     # fails one request (503, so WeCom retries) and the pool replaces it.
     kwargs.setdefault("pool_recycle", 1800)
-    return create_async_engine(url, **kwargs)
+    # Bounded waits: a server that drops packets must fail a caller, not hang it (asyncpg's
+    # own connect timeout is 60 s). Callers with a tighter budget add their own timeout.
+    kwargs.setdefault("pool_timeout", POOL_TIMEOUT)
+    connect_args = {
+        "timeout": CONNECT_TIMEOUT,
+        "command_timeout": COMMAND_TIMEOUT,
+        **kwargs.pop("connect_args", {}),
+    }
+    return create_async_engine(url, connect_args=connect_args, **kwargs)
 
 
 def _configure_sqlite(engine: AsyncEngine) -> None:

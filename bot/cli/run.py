@@ -21,24 +21,39 @@ def serve(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "0.0.0.0",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8080,
     role: Annotated[str, typer.Option(help="all | web | worker")] = "all",
+    keepalive_timeout: Annotated[
+        float, typer.Option(help="Seconds before an idle connection is closed.", min=0.1)
+    ] = 15.0,
+    body_timeout: Annotated[
+        float, typer.Option(help="Seconds to receive a whole request body (else 408).", min=0.1)
+    ] = 3.0,
 ) -> None:
     """Run the bot: callback endpoint, inbox worker, outbox relay and scheduler."""
     if role not in ROLES:
         raise fail("--role must be one of: all, web, worker")
     settings = load_or_exit(Settings)
     migrated_database(settings)
-    from aiohttp import web
-
     from bot.app import create_app
     from bot.logs import configure_logging
+    from bot.serve import ServerLimits, serve_forever
     from bot.wecom.directory import actor_loader_factory
 
     configure_logging(settings.log_level, settings.secret_values())
+    limits = ServerLimits(keepalive_timeout=keepalive_timeout, body_timeout=body_timeout)
     web_app = create_app(
-        settings, role=cast("Role", role), actor_loader_factory=actor_loader_factory
+        settings,
+        role=cast("Role", role),
+        actor_loader_factory=actor_loader_factory,
+        limits=limits,
     )
-    typer.echo(f"wecrm {role} listening on http://{host}:{port} (callback: /wecom/callback)")
-    web.run_app(web_app, host=host, port=port, print=None)
+
+    def ready(url: str) -> None:
+        typer.echo(f"wecrm {role} listening on {url} (callback: /wecom/callback)")
+
+    try:
+        asyncio.run(serve_forever(web_app, host=host, port=port, limits=limits, on_ready=ready))
+    except OSError as exc:
+        raise fail(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
 
 
 def demo(

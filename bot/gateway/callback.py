@@ -6,23 +6,25 @@ POST order (DESIGN.md): size cap -> signature (constant time) -> timestamp windo
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Final
 
 from aiohttp import web
-from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.ext.asyncio import AsyncEngine
 
-from bot.cache import Cache, Notifier, RedisCache
+from bot.cache import Cache
+from bot.gateway.batcher import InboxBatcher, InboxUnavailable
 from bot.gateway.crypto import CryptoError, ParseError, SignatureError, WeComCrypto
-from bot.gateway.wire import Envelope, WireError, peek
+from bot.gateway.throttle import LogThrottle
+from bot.gateway.wire import WireError, peek
 from crm_store.clock import Clock
-from crm_store.queues import inbox
+from crm_store.queues.inbox import NewMessage
 
 log = logging.getLogger(__name__)
 
 MAX_BODY: Final = 64 * 1024
+BODY_TIMEOUT: Final = 3.0  # seconds for the whole body: WeCom's arrives at once (slow-loris cap)
 SEEN_TTL: Final = 24 * 3600  # longer than WeCom's retry window (PROTOCOL.md §1.5)
 INBOX_CHANNEL: Final = "inbox"
 
@@ -30,11 +32,13 @@ INBOX_CHANNEL: Final = "inbox"
 @dataclass
 class CallbackState:
     crypto: WeComCrypto
-    engine: AsyncEngine
+    batcher: InboxBatcher
     cache: Cache
-    notifier: Notifier
     clock: Clock
     max_skew: int
+    body_timeout: float = BODY_TIMEOUT
+    # A flood of bad requests costs one log line per reason per minute, not one per request.
+    refusals: LogThrottle = field(default_factory=lambda: LogThrottle(log))
 
 
 callback_state_key: Final = web.AppKey("callback_state", CallbackState)
@@ -42,6 +46,12 @@ callback_state_key: Final = web.AppKey("callback_state", CallbackState)
 
 def _plain(status: int, text: str) -> web.Response:
     return web.Response(status=status, text=text, content_type="text/plain")
+
+
+def _refuse(state: CallbackState, status: int, text: str, detail: str = "") -> web.Response:
+    """A 4xx with one log line per reason per interval (details are our own fixed strings)."""
+    state.refusals.log(f"callback refused: {status} {text}" + (f" ({detail})" if detail else ""))
+    return _plain(status, text)
 
 
 def _query(request: web.Request, *names: str) -> list[str] | None:
@@ -54,76 +64,67 @@ async def verify_url(request: web.Request) -> web.Response:
     state = request.app[callback_state_key]
     params = _query(request, "msg_signature", "timestamp", "nonce", "echostr")
     if params is None:
-        return _plain(400, "missing parameters")
+        return _refuse(state, 400, "missing parameters")
     try:
         echo = state.crypto.verify_url(*params)
     except SignatureError:
-        return _plain(403, "bad signature")
-    except CryptoError:
-        return _plain(403, "cannot decrypt")
+        return _refuse(state, 403, "bad signature")
+    except CryptoError as exc:
+        return _refuse(state, 403, "cannot decrypt", str(exc))
     return web.Response(body=echo.encode(), content_type="text/plain")
 
 
 async def receive(request: web.Request) -> web.Response:
     state = request.app[callback_state_key]
     if request.content_length is not None and request.content_length > MAX_BODY:
-        return _plain(413, "body too large")
-    body = await _read_capped(request)
+        return _refuse(state, 413, "body too large")
+    try:
+        async with asyncio.timeout(state.body_timeout):
+            body = await _read_capped(request)
+    except TimeoutError:
+        response = _refuse(state, 408, "body too slow")
+        response.force_close()
+        return response
     if body is None:
-        return _plain(413, "body too large")
+        return _refuse(state, 413, "body too large")
     params = _query(request, "msg_signature", "timestamp", "nonce")
     if params is None:
-        return _plain(400, "missing parameters")
+        return _refuse(state, 400, "missing parameters")
     signature, timestamp, nonce = params
     try:
         encrypt = state.crypto.parse_envelope(body)
-    except ParseError:
-        return _plain(400, "malformed body")
+    except ParseError as exc:
+        return _refuse(state, 400, "malformed body", str(exc))
     try:
         state.crypto.verify_signature(signature, timestamp, nonce, encrypt)
     except SignatureError:
-        return _plain(403, "bad signature")
+        return _refuse(state, 403, "bad signature")
     if not _timestamp_ok(timestamp, state):
-        return _plain(403, "stale timestamp")
+        return _refuse(state, 403, "stale timestamp")
     try:
         plaintext = state.crypto.decrypt(encrypt)
         envelope = peek(plaintext)
-    except CryptoError:
-        return _plain(403, "cannot decrypt")
-    except WireError:
-        return _plain(400, "malformed message")
+    except CryptoError as exc:
+        return _refuse(state, 403, "cannot decrypt", str(exc))
+    except WireError as exc:
+        return _refuse(state, 400, "malformed message", str(exc))
     seen_key = f"wecrm:seen:{envelope.dedup_key}"
-    if isinstance(state.cache, RedisCache) and await state.cache.exists_fast(seen_key):
+    if await state.cache.exists_fast(seen_key):
         return web.Response(status=200, body=b"")
+    message = NewMessage(
+        dedup_key=envelope.dedup_key,
+        user_id=envelope.user_id,
+        kind=envelope.kind,
+        payload=plaintext,
+    )
     try:
-        inserted = await _insert(state, envelope, plaintext)
-    except SQLAlchemyError as exc:
+        await state.batcher.accept(message)
+    except InboxUnavailable:
         # Not acknowledged, so WeCom retries: nothing is lost while the database is away.
-        log.error("inbox insert failed: %s", type(exc).__name__)
+        # The batcher logged the cause once; a line per callback would flood the log.
         return _plain(503, "temporarily unavailable")
-    if isinstance(state.cache, RedisCache):
-        await state.cache.set_fast(seen_key, "1", SEEN_TTL)
-    if inserted:
-        await state.notifier.notify(INBOX_CHANNEL)
+    await state.cache.set_fast(seen_key, "1", SEEN_TTL)
     return web.Response(status=200, body=b"")
-
-
-async def _insert(state: CallbackState, envelope: Envelope, plaintext: str) -> bool:
-    """One committed INSERT. A bare connection, not an ORM session: the ack path pays for
-    nothing it does not use; on PostgreSQL a single autocommit statement is one round trip."""
-    async with state.engine.connect() as connection:
-        if connection.dialect.name == "postgresql":
-            connection = await connection.execution_options(isolation_level="AUTOCOMMIT")
-        inserted = await inbox.accept(
-            connection,
-            dedup_key=envelope.dedup_key,
-            user_id=envelope.user_id,
-            kind=envelope.kind,
-            payload=plaintext,
-            now=state.clock.now(),
-        )
-        await connection.commit()
-        return inserted
 
 
 async def _read_capped(request: web.Request) -> bytes | None:

@@ -25,6 +25,8 @@ __all__ = [
 _AES_KEY_RE = re.compile(r"[A-Za-z0-9]{43}")
 _BLOCK = 32  # PROTOCOL.md §1.3: PKCS#7 to a multiple of 32 bytes, pad value 1..32
 _PREFIX = 16 + 4  # random(16) || uint32_be(msg_len)
+_UTF8_BOM = b"\xef\xbb\xbf"
+_DECLARED_ENCODING = re.compile(rb"""^\s*<\?xml[^>]*?\bencoding\s*=\s*["']([^"']*)["']""")
 _REPLY_TEMPLATE = (
     "<xml>\n"
     "<Encrypt><![CDATA[{encrypt}]]></Encrypt>\n"
@@ -207,17 +209,26 @@ class _EnvelopeParser:
 
     def parse(self, body: bytes) -> str:
         """The single top-level Encrypt text, or ParseError."""
-        parser = expat.ParserCreate()
+        body = body.removeprefix(_UTF8_BOM)
+        try:
+            body.decode("utf-8")
+        except UnicodeDecodeError:
+            raise ParseError("callback body is not valid UTF-8") from None
+        match = _DECLARED_ENCODING.match(body)
+        if match is not None and match.group(1).strip().lower() not in (b"utf-8", b"utf8"):
+            # WeCom sends UTF-8 only; expat would raise ValueError/LookupError on GBK or Big5.
+            raise ParseError("callback body declares an encoding other than UTF-8")
+        parser = expat.ParserCreate("UTF-8")
         parser.StartDoctypeDeclHandler = self._refuse
         parser.EntityDeclHandler = self._refuse
         parser.UnparsedEntityDeclHandler = self._refuse
-        parser.ExternalEntityRefHandler = self._refuse
+        parser.ExternalEntityRefHandler = self._refuse_external
         parser.StartElementHandler = self._start
         parser.EndElementHandler = self._end
         parser.CharacterDataHandler = self._chars
         try:
             parser.Parse(body, True)
-        except expat.ExpatError:
+        except (expat.ExpatError, ValueError, LookupError):
             raise ParseError("callback body is not well-formed XML") from None
         except RecursionError:
             raise ParseError("callback body nests too deeply") from None
@@ -228,6 +239,9 @@ class _EnvelopeParser:
         return self._encrypt[0]
 
     def _refuse(self, *args: object) -> None:
+        raise ParseError("DTDs and entities are not accepted")
+
+    def _refuse_external(self, *args: object) -> int:
         raise ParseError("DTDs and entities are not accepted")
 
     def _start(self, name: str, attrs: dict[str, str]) -> None:

@@ -1,4 +1,4 @@
-"""Inbox repository: accept a callback once, claim it with a lease, finish it exactly once.
+"""Inbox repository: accept callbacks once (in batches), claim with a lease, finish exactly once.
 
 Per-user order: a row can be claimed only while it is the oldest unfinished row of its user,
 so two workers never run one person's messages side by side ("2" answers the list before it).
@@ -6,10 +6,13 @@ so two workers never run one person's messages side by side ("2" answers the lis
 
 from __future__ import annotations
 
+import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any, Final
 
-from sqlalchemy import ColumnElement, and_, exists, or_, select, update
+from sqlalchemy import ColumnElement, String, and_, exists, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.orm import aliased
 
@@ -23,6 +26,37 @@ from crm_store.models.messaging import (
 )
 
 _UNFINISHED = (INBOX_PENDING, INBOX_PROCESSING)
+
+
+def _column_length(name: str) -> int:
+    column_type = InboxMessage.__table__.c[name].type
+    assert isinstance(column_type, String) and column_type.length is not None
+    return column_type.length
+
+
+MAX_DEDUP_KEY: Final = _column_length("dedup_key")
+MAX_USER_ID: Final = _column_length("user_id")
+MAX_KIND: Final = _column_length("kind")
+
+
+def bounded_dedup_key(key: str) -> str:
+    """The key as stored: readable when it fits the column, else "h:" + sha256 (any MsgId works).
+
+    Idempotent, and a digest can never equal a raw key (those start with "msg:" or "evt:").
+    """
+    if len(key) <= MAX_DEDUP_KEY:
+        return key
+    return "h:" + hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+@dataclass(frozen=True)
+class NewMessage:
+    """One delivered callback, as the ack path hands it to the inbox."""
+
+    dedup_key: str
+    user_id: str
+    kind: str
+    payload: str
 
 
 @dataclass(frozen=True)
@@ -50,17 +84,42 @@ async def accept(
     now: datetime,
 ) -> bool:
     """Insert a delivered message; False when this key was already accepted (a WeCom retry)."""
-    stmt = insert_ignore(session, InboxMessage.__table__, ["dedup_key"]).values(
-        dedup_key=dedup_key,
-        user_id=user_id,
-        kind=kind,
-        payload=payload,
-        status=INBOX_PENDING,
-        attempts=0,
-        received_at=now,
+    message = NewMessage(dedup_key=dedup_key, user_id=user_id, kind=kind, payload=payload)
+    return bool(await accept_many(session, [message], now=now))
+
+
+async def accept_many(
+    session: AsyncSession | AsyncConnection, messages: Sequence[NewMessage], *, now: datetime
+) -> set[str]:
+    """Insert a batch in one statement, in the caller's transaction; return the keys that were new.
+
+    A key twice in the batch is one row; a key already stored is skipped (ON CONFLICT DO
+    NOTHING ... RETURNING, which SQLite >= 3.35 and PostgreSQL both have).
+    """
+    rows: dict[str, dict[str, Any]] = {}
+    for message in messages:
+        key = bounded_dedup_key(message.dedup_key)
+        rows.setdefault(
+            key,
+            {
+                "dedup_key": key,
+                "user_id": message.user_id[:MAX_USER_ID],
+                "kind": message.kind[:MAX_KIND],
+                "payload": message.payload,
+                "status": INBOX_PENDING,
+                "attempts": 0,
+                "received_at": now,
+            },
+        )
+    if not rows:
+        return set()
+    stmt = (
+        insert_ignore(session, InboxMessage.__table__, ["dedup_key"])
+        .values(list(rows.values()))
+        .returning(InboxMessage.__table__.c.dedup_key)
     )
     result = await session.execute(stmt)
-    return bool(result.rowcount)
+    return set(result.scalars().all())
 
 
 def _claimable(now: datetime) -> ColumnElement[bool]:

@@ -18,7 +18,7 @@ from crm_store.models import InboxMessage, OutboxMessage
 from tests.e2e.conftest import CORP_ID, BotHarness
 
 VECTORS = json.loads(
-    (Path(__file__).resolve().parents[1] / "fixtures" / "wecom_vectors.json").read_text()
+    (Path(__file__).parents[1] / "fixtures" / "wecom_vectors.json").read_text(encoding="utf-8")
 )["vectors"]
 
 
@@ -273,3 +273,28 @@ async def test_secrets_never_reach_the_log(bot: BotHarness, caplog: Any) -> None
     ):
         assert secret not in text
     assert "48002" in text and CORP_ID not in text.replace(CORP_ID, "")
+
+
+async def test_msgids_of_any_length_are_stored_once(bot: BotHarness) -> None:
+    """WeCom's MsgId has no documented bound: 200 and 1,000 digits fit the key column."""
+    for length in (200, 1000):
+        msg_id = int("7" * length)
+        xml = bot.sim.sender.message_xml("zhangsan", "text", msg_id=msg_id, Content="帮助")
+        assert await bot.sim.send_callback(xml) == (200, "")
+        assert await bot.sim.send_callback(xml) == (200, "")  # WeCom's retry
+    async with bot.runtime.sessions() as session:
+        keys = list((await session.scalars(select(InboxMessage.dedup_key))).all())
+    assert len(keys) == 2 and all(k.startswith("h:") and len(k) <= 128 for k in keys)
+    await bot.drain()
+    assert len(bot.sim.texts_to("zhangsan")) == 2  # each answered once
+
+
+async def test_a_signed_event_without_event_is_stored_and_skipped(bot: BotHarness) -> None:
+    """The shape that froze a person's queue: stored, parsed as OtherMessage, queue moves on."""
+    odd = bot.sim.sender.event_xml("zhangsan", "x").replace("<Event><![CDATA[x]]></Event>", "")
+    assert "<Event>" not in odd
+    assert await bot.sim.send_callback(odd) == (200, "")
+    async with bot.runtime.sessions() as session:
+        row = await session.scalar(select(InboxMessage))
+    assert row is not None and row.kind == "event" and row.user_id == "zhangsan"
+    assert len(await bot.say("zhangsan", "帮助")) == 1

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import redis
 
-from bot.cache import RedisCache
+from bot.gateway.callback import callback_state_key
 from tests.e2e.conftest import BotHarness
 
 
@@ -72,7 +72,7 @@ async def _say_twice(bot: BotHarness, user: str, msg_id: int) -> list[str]:
 
 async def test_with_real_redis(make_bot: Any, redis_url: str) -> None:
     bot: BotHarness = await make_bot(redis_url=redis_url)
-    assert isinstance(bot.runtime.cache, RedisCache)
+    assert bot.runtime.cache.configured and bot.runtime.cache.healthy
     assert len(await _say_twice(bot, "zhangsan", 1)) == 1
     report = await (await bot.client.get("/readyz")).json()
     assert report["status"] == "ok" and "ok" in report["redis"]
@@ -96,7 +96,7 @@ async def test_redis_killed_mid_run(make_bot: Any, private_redis: Any) -> None:
     # new messages are still answered, and tokens come from the local cache.
     assert await bot.say("zhangsan", "帮助", msg_id=3) == []
     assert len(await bot.say("lisi", "帮助", msg_id=4)) == 1
-    assert bot.runtime.cache.healthy is False  # type: ignore[union-attr]
+    assert bot.runtime.cache.healthy is False
     report = await (await bot.client.get("/readyz")).json()
     assert report["status"] == "degraded"
 
@@ -109,3 +109,26 @@ async def test_tokens_are_shared_through_redis(make_bot: Any, redis_url: str) ->
     second: BotHarness = await make_bot(redis_url=redis_url)
     await second.say("lisi", "帮助")
     assert second.sim.token_calls == calls
+
+
+async def test_without_redis_the_in_process_cache_answers_everything(bot: BotHarness) -> None:
+    """The embedded default: no Redis, no fast path, the database's key dedups alone."""
+    cache = bot.runtime.cache
+    assert not cache.configured and cache.healthy and await cache.ping()
+    assert await cache.exists_fast("wecrm:seen:x") is False
+    await cache.set_fast("wecrm:seen:x", "1", 60)
+    assert await cache.exists_fast("wecrm:seen:x") is False  # never claims "seen"
+    assert len(await _say_twice(bot, "zhangsan", 5)) == 1
+    report = await (await bot.client.get("/readyz")).json()
+    assert report["status"] == "ok" and report["redis"] == "not configured (in-process cache)"
+
+
+async def test_the_redis_fast_path_answers_a_retry_without_the_database(
+    make_bot: Any, redis_url: str
+) -> None:
+    bot: BotHarness = await make_bot(redis_url=redis_url)
+    assert len(await bot.say("zhangsan", "帮助", msg_id=6)) == 1
+    assert await bot.runtime.cache.exists_fast("wecrm:seen:msg:6")
+    batches = bot.app[callback_state_key].batcher.stats.batches
+    assert await bot.say("zhangsan", "帮助", msg_id=6) == []
+    assert bot.app[callback_state_key].batcher.stats.batches == batches  # Redis answered it

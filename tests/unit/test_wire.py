@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from bot.gateway.wire import WireError, peek, to_inbound
+from bot.gateway.wire import UNKNOWN_KIND, WireError, peek, to_inbound
+from crm_store.queues.inbox import MAX_DEDUP_KEY, bounded_dedup_key
 from handlers.kit.inbound import CardAction, ContactChange, EnterAgent, OtherMessage, TextMessage
 
 TEXT = (
@@ -82,11 +83,117 @@ def test_enter_agent_and_unknown_types() -> None:
         "not xml",
         "<xml>",
         "<other/>",
-        "<xml><MsgType>text</MsgType></xml>",
         '<!DOCTYPE x [<!ENTITY e "boom">]><xml><FromUserName>&e;</FromUserName></xml>',
-        "<xml><FromUserName>" + "x" * 100 + "</FromUserName><MsgType>text</MsgType></xml>",
+        '<?xml version="1.0" encoding="GBK"?><xml><MsgType>text</MsgType></xml>',
+        "<?xml version='1.0' encoding='x-unknown'?><xml><MsgType>text</MsgType></xml>",
     ],
 )
 def test_refusals(bad: str) -> None:
     with pytest.raises(WireError):
         peek(bad)
+
+
+def _xml(**fields: str) -> str:
+    return "<xml>" + "".join(f"<{k}>{v}</{k}>" for k, v in fields.items()) + "</xml>"
+
+
+HUGE = "x" * 40_000
+# Signed, decrypted, well-formed, and odd: each is stored and becomes an OtherMessage.
+ODD_SHAPES = {
+    "event without Event": _xml(FromUserName="u", CreateTime="1", MsgType="event"),
+    "event with empty Event": _xml(FromUserName="u", MsgType="event", Event=""),
+    "event with a nested Event": _xml(FromUserName="u", MsgType="event", Event="<a>b</a>"),
+    "empty MsgType": _xml(FromUserName="u", CreateTime="1", MsgType=""),
+    "no MsgType at all": _xml(FromUserName="u", CreateTime="1"),
+    "MsgType with spaces": _xml(FromUserName="u", MsgType="te xt"),
+    "missing FromUserName": _xml(CreateTime="1", MsgType="text", Content="hi", MsgId="7"),
+    "FromUserName too long": _xml(FromUserName="u" * 65, MsgType="text", Content="hi"),
+    "FromUserName with children": _xml(FromUserName="<a>u</a>", MsgType="text", Content="c"),
+    "huge MsgType": _xml(FromUserName="u", MsgType=HUGE),
+    "huge Event": _xml(FromUserName="u", MsgType="event", Event=HUGE),
+    "empty document": "<xml></xml>",
+    "text for a document": "<xml>just text</xml>",
+    "attributes everywhere": '<xml a="1"><FromUserName b="2">u</FromUserName></xml>',
+}
+# Known types whose other fields are odd: still the right class, fields defaulted.
+ODD_FIELDS = {
+    "CreateTime not a number": _xml(
+        FromUserName="u", CreateTime="soon", MsgType="text", Content="hi", MsgId="1"
+    ),
+    "CreateTime huge": _xml(
+        FromUserName="u", CreateTime="9" * 5000, MsgType="text", Content="hi", MsgId="1"
+    ),
+    "huge Content": _xml(FromUserName="u", MsgType="text", Content=HUGE, MsgId="1"),
+    "text without Content": _xml(FromUserName="u", MsgType="text", MsgId="1"),
+    "AgentID not a number": _xml(FromUserName="u", MsgType="text", Content="c", AgentID="x"),
+    "card with text for SelectedItems": _xml(
+        FromUserName="u", MsgType="event", Event="template_card_event", SelectedItems="oops"
+    ),
+    "card with text for OptionIds": _xml(
+        FromUserName="u",
+        MsgType="event",
+        Event="template_card_event",
+        SelectedItems="<SelectedItem><QuestionKey>q</QuestionKey><OptionIds>o</OptionIds>"
+        "</SelectedItem>",
+    ),
+    "change_contact with a huge Id": _xml(
+        FromUserName="sys", MsgType="event", Event="change_contact", Id="9" * 5000
+    ),
+    "change_contact with a superscript Id": _xml(
+        FromUserName="sys", MsgType="event", Event="change_contact", Id="²"
+    ),
+    "click without EventKey": _xml(FromUserName="u", MsgType="event", Event="click"),
+    "an event we do not know": _xml(FromUserName="u", MsgType="event", Event="brand_new"),
+    "a type we do not know": _xml(FromUserName="u", MsgType="hologram", MsgId="5"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(ODD_SHAPES))
+def test_odd_shapes_are_stored_and_become_other_messages(name: str) -> None:
+    xml = ODD_SHAPES[name]
+    envelope = peek(xml)
+    assert envelope == peek(xml)  # a retry gets the same key
+    assert len(envelope.dedup_key) <= MAX_DEDUP_KEY and len(envelope.user_id) <= 64
+    assert len(envelope.kind) <= 64
+    message = to_inbound(xml, envelope.dedup_key)
+    assert isinstance(message, OtherMessage)
+    assert message.user_id == envelope.user_id and message.key == envelope.dedup_key
+
+
+@pytest.mark.parametrize("name", sorted(ODD_FIELDS))
+def test_odd_fields_of_known_types_never_raise(name: str) -> None:
+    xml = ODD_FIELDS[name]
+    envelope = peek(xml)
+    assert envelope == peek(xml) and len(envelope.dedup_key) <= MAX_DEDUP_KEY
+    message = to_inbound(xml, envelope.dedup_key)
+    assert message.user_id in ("u", "sys") and message.created_at.year >= 1970
+
+
+def test_odd_shapes_say_what_they_lack() -> None:
+    no_event = to_inbound(ODD_SHAPES["event without Event"], "k")
+    assert isinstance(no_event, OtherMessage)
+    assert (no_event.msg_type, no_event.event) == ("event", None)
+    assert peek(ODD_SHAPES["event without Event"]).kind == "event"
+    assert peek(ODD_SHAPES["empty MsgType"]).kind == UNKNOWN_KIND
+    nameless = to_inbound(ODD_SHAPES["missing FromUserName"], "k")
+    assert isinstance(nameless, OtherMessage) and nameless.user_id == ""
+    assert peek(ODD_SHAPES["missing FromUserName"]).dedup_key == "msg:7"
+    card = to_inbound(ODD_FIELDS["card with text for SelectedItems"], "k")
+    assert isinstance(card, CardAction) and card.selected == {}
+    change = to_inbound(ODD_FIELDS["change_contact with a huge Id"], "k")
+    assert isinstance(change, ContactChange) and change.department_id is None
+    assert isinstance(to_inbound(ODD_FIELDS["text without Content"], "k"), TextMessage)
+
+
+@pytest.mark.parametrize("length", [124, 125, 200, 1000])
+def test_any_msgid_gives_a_key_that_fits_the_column(length: int) -> None:
+    msg_id = "9" * length
+    envelope = peek(TEXT.replace("123456789", msg_id))
+    assert len(envelope.dedup_key) <= MAX_DEDUP_KEY
+    if length <= MAX_DEDUP_KEY - len("msg:"):
+        assert envelope.dedup_key == f"msg:{msg_id}"  # readable while it fits
+    else:
+        assert envelope.dedup_key.startswith("h:")
+        assert envelope.dedup_key == bounded_dedup_key(f"msg:{msg_id}")
+        assert envelope.dedup_key != peek(TEXT.replace("123456789", msg_id + "0")).dedup_key
+    assert bounded_dedup_key(envelope.dedup_key) == envelope.dedup_key  # idempotent
