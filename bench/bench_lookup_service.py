@@ -10,7 +10,6 @@ import argparse
 import asyncio
 import random
 import resource
-import sys
 import tempfile
 import time
 from datetime import UTC, datetime, timedelta
@@ -19,15 +18,13 @@ from pathlib import Path
 from sqlalchemy import insert
 
 from bench.common import fresh_pg_database, machine, summary_ms, today
+from bench.corpus import generate_customers, generate_queries
 from crm_store.migrate import upgrade
 from crm_store.models import Customer, ScopeLevel
 from crm_store.names import normalize_company_name
 from crm_store.scope import Actor, Scope
 from crm_store.search import CustomerSearch
 from crm_store.session import create_engine, session_factory
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from tests.lookup_corpus import generate_customers, generate_queries  # noqa: E402
 
 ADMIN = Actor(
     userid="admin",
