@@ -36,7 +36,7 @@ async def send_all(api_base: str, users: list[str], count: int, concurrency: int
                 body = {
                     "touser": user,
                     "msgtype": "text",
-                    "agentid": BENCH_CREDS["WECOM_AGENT_ID"],
+                    "agentid": int(BENCH_CREDS["WECOM_AGENT_ID"]),
                     "text": {"content": f"基线 {i}"},
                 }
                 url = f"{api_base}message/send"

@@ -24,8 +24,8 @@ from pathlib import Path
 from urllib.parse import urlparse
 from xml.sax.saxutils import escape
 
-from openpyxl import Workbook
-from openpyxl.utils import get_column_letter
+from openpyxl import Workbook  # type: ignore[import-untyped]
+from openpyxl.utils import get_column_letter  # type: ignore[import-untyped]
 from sqlalchemy import func, select, text
 
 from bench.corpus import generate_customers
@@ -146,7 +146,8 @@ def write_excel_like(path: Path, lines: list[list[object]]) -> None:
     """A sheet with a shared-string table, the way Excel and WPS save one."""
     strings: dict[str, int] = {}
     rows = []
-    for number, line in enumerate([HEADERS, *lines], start=1):
+    table: list[list[object]] = [list(HEADERS), *lines]
+    for number, line in enumerate(table, start=1):
         cells = []
         for column, value in enumerate(line, start=1):
             if value in (None, ""):

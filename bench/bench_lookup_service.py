@@ -16,6 +16,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from sqlalchemy import insert
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bench.common import fresh_pg_database, machine, summary_ms, today
 from bench.corpus import generate_customers, generate_queries
@@ -64,8 +65,8 @@ async def _fill(url: str, n: int) -> list[str]:
 
 async def _stall_during_burst(
     search: CustomerSearch,
-    sessions,
-    queries: list[str],  # type: ignore[no-untyped-def]
+    sessions: async_sessionmaker[AsyncSession],
+    queries: list[str],
 ) -> tuple[float, list[float]]:
     """The loop's worst lateness (ms) while 16 concurrent clients run every query once."""
     worst = 0.0

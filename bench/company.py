@@ -20,6 +20,7 @@ from crm_store.clock import SystemClock
 from crm_store.models import Customer
 from crm_store.models.messaging import InboxMessage, OutboxMessage
 from crm_store.names import normalize_company_name
+from crm_store.search_index import IndexedCustomer
 from crm_store.session import create_engine
 
 SALES_DEPARTMENT = 2
@@ -128,7 +129,7 @@ async def seed_customers(database_url: str, company: Company) -> None:
     _write_scripts(company, people, owner_of)
 
 
-def _write_scripts(company: Company, people: list, owner_of: list[str]) -> None:  # type: ignore[type-arg]
+def _write_scripts(company: Company, people: list[IndexedCustomer], owner_of: list[str]) -> None:
     rng = random.Random(company.seed)
     per_kind = max(4, -(-3 * company.reps // 11))
     asked = generate_queries(people, per_kind, seed=company.seed + 1)
