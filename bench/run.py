@@ -49,6 +49,9 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="smaller sizes, about 10 minutes")
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "BENCHMARKS.md")
     parser.add_argument("--deploy-json", type=Path, help="reuse a bench_deploy result")
+    parser.add_argument(
+        "--only-deploy", action="store_true", help="skip the in-process lookup/import benches"
+    )
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="wecrm-bench-"))
     deploy_json = args.deploy_json
@@ -64,7 +67,7 @@ def main() -> None:
         json.loads(deploy_json.read_text(encoding="utf-8")) if deploy_json.exists() else {}
     )
     sections = []
-    for module, bench_args in _benches(args.quick):
+    for module, bench_args in [] if args.only_deploy else _benches(args.quick):
         out = tmp / f"{module}.md"
         code, seconds = _run(module, [*bench_args, "--out", str(out)])
         durations.append(f"{module.split('.')[-1]} {seconds:.0f} s (exit {code})")
