@@ -15,5 +15,5 @@ format:
 serve:           ## run against a real WeCom app (WECOM_* settings in the environment or .env)
 	bash scripts/bootstrap.sh && .venv/bin/wecrm db upgrade && .venv/bin/wecrm serve
 
-bench:           ## run the benchmarks and write docs/BENCHMARKS.md
-	bash scripts/bootstrap.sh && bash scripts/services.sh && .venv/bin/python -m bench.run
+bench:           ## run the benchmarks and write docs/BENCHMARKS.md (QUICK=1: smaller, faster)
+	bash scripts/bootstrap.sh && bash scripts/services.sh && .venv/bin/python -m bench.run $(if $(QUICK),--quick,)

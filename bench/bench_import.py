@@ -1,8 +1,8 @@
 """Import throughput and a manager's scoped customer list over 100k customers.
 
-    .venv/bin/python bench/bench_import.py [--rows 100000] [--out docs/bench-import.md]
+    .venv/bin/python -m bench.bench_import [--rows 100000] [--out docs/bench-import.md]
 
-Builds a deterministic .xlsx of customers (names from tests/lookup_corpus.py) with about 2 %
+Builds a deterministic .xlsx of customers (names from bench/corpus.py) with about 2 %
 duplicates and 1 % bad rows, imports it into a fresh SQLite file and, when one is reachable,
 a fresh PostgreSQL database at 127.0.0.1 (dropped afterwards), then times
 customers.list_visible / count_visible for a department leader and a sales director.
@@ -15,7 +15,6 @@ import asyncio
 import os
 import random
 import socket
-import sys
 import tempfile
 import time
 import zipfile
@@ -25,19 +24,17 @@ from pathlib import Path
 from urllib.parse import urlparse
 from xml.sax.saxutils import escape
 
-from openpyxl import Workbook
-from openpyxl.utils import get_column_letter
+from openpyxl import Workbook  # type: ignore[import-untyped]
+from openpyxl.utils import get_column_letter  # type: ignore[import-untyped]
 from sqlalchemy import func, select, text
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from crm_store import customers, staff  # noqa: E402
-from crm_store.io import importer  # noqa: E402
-from crm_store.migrate import upgrade  # noqa: E402
-from crm_store.models import Customer  # noqa: E402
-from crm_store.scope import load_scope  # noqa: E402
-from crm_store.session import create_engine, session_factory  # noqa: E402
-from tests.lookup_corpus import generate_customers  # noqa: E402
+from bench.corpus import generate_customers
+from crm_store import customers, staff
+from crm_store.io import importer
+from crm_store.migrate import upgrade
+from crm_store.models import Customer
+from crm_store.scope import load_scope
+from crm_store.session import create_engine, session_factory
 
 PG_ADMIN_URL = os.environ.get(
     "WECRM_TEST_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/test"
@@ -150,7 +147,8 @@ def write_excel_like(path: Path, lines: list[list[object]]) -> None:
     """A sheet with a shared-string table, the way Excel and WPS save one."""
     strings: dict[str, int] = {}
     rows = []
-    for number, line in enumerate([HEADERS, *lines], start=1):
+    table: list[list[object]] = [list(HEADERS), *lines]
+    for number, line in enumerate(table, start=1):
         cells = []
         for column, value in enumerate(line, start=1):
             if value in (None, ""):

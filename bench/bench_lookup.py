@@ -1,8 +1,8 @@
 """Benchmark CustomerIndex against a raw rapidfuzz scan over the same names, in one run.
 
-    python bench/bench_lookup.py --sizes 10000,100000 --out docs/bench_lookup.md
+    python -m bench.bench_lookup --sizes 10000,100000 --out docs/bench_lookup.md
 
-For each size: generate customers (tests/lookup_corpus.py), build the index (wall time, RSS
+For each size: generate customers (bench/corpus.py), build the index (wall time, RSS
 growth), then time ~300 mixed queries through `CustomerIndex.search` and through
 `rapidfuzz.process.extract(query, names, limit=5)`, for an admin (everything) and for a rep who
 may see 2,000 customers (`allowed`). Prints a markdown table; writes it only where --out says.
@@ -23,14 +23,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+from rapidfuzz import process
 
-from rapidfuzz import process  # noqa: E402
-
-from crm_store.search_index import CustomerIndex  # noqa: E402
-from tests.lookup_corpus import QUERY_KINDS, generate_customers, generate_queries  # noqa: E402
+from bench.corpus import QUERY_KINDS, generate_customers, generate_queries
+from crm_store.search_index import CustomerIndex
 
 REP_SCOPE = 2_000
 
@@ -158,7 +154,7 @@ def render(rows: Sequence[Row]) -> str:
         "# Customer lookup benchmark",
         "",
         f"Python {platform.python_version()} on {platform.machine()}, {os.cpu_count()} CPUs; "
-        "corpus and queries from tests/lookup_corpus.py (every query kind mixed). "
+        "corpus and queries from bench/corpus.py (every query kind mixed). "
         "Latencies in ms; *raw* is `rapidfuzz.process.extract(query, names, limit=5)` over the "
         f"same names in the same run; *rep* searches with `allowed` = {REP_SCOPE:,} customer ids "
         "(raw rep scans only those names).",

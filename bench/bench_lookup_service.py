@@ -10,24 +10,22 @@ import argparse
 import asyncio
 import random
 import resource
-import sys
 import tempfile
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from sqlalchemy import insert
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bench.common import fresh_pg_database, machine, summary_ms, today
+from bench.corpus import generate_customers, generate_queries
 from crm_store.migrate import upgrade
 from crm_store.models import Customer, ScopeLevel
 from crm_store.names import normalize_company_name
 from crm_store.scope import Actor, Scope
 from crm_store.search import CustomerSearch
 from crm_store.session import create_engine, session_factory
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from tests.lookup_corpus import generate_customers, generate_queries  # noqa: E402
 
 ADMIN = Actor(
     userid="admin",
@@ -67,8 +65,8 @@ async def _fill(url: str, n: int) -> list[str]:
 
 async def _stall_during_burst(
     search: CustomerSearch,
-    sessions,
-    queries: list[str],  # type: ignore[no-untyped-def]
+    sessions: async_sessionmaker[AsyncSession],
+    queries: list[str],
 ) -> tuple[float, list[float]]:
     """The loop's worst lateness (ms) while 16 concurrent clients run every query once."""
     worst = 0.0

@@ -12,9 +12,9 @@ from sqlalchemy import text
 
 from crm_store.session import create_engine
 
-BENCH_CREDS = {
+BENCH_CREDS: dict[str, str] = {
     "WECOM_CORP_ID": "wwbench000000000001",
-    "WECOM_AGENT_ID": 1000002,
+    "WECOM_AGENT_ID": "1000002",
     "WECOM_SECRET": "bench-secret-not-a-real-one-0123456789",
     "WECOM_TOKEN": "benchToken",
     "WECOM_AES_KEY": "jWmYm7qr5nMoAUwZRjGtBxmz3KA1tkAj3ykkR6q2B2C",

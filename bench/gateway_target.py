@@ -1,16 +1,14 @@
-"""A server process for the ack benchmark: the real callback endpoint, or a bare aiohttp one."""
+"""The ack baseline: a bare aiohttp endpoint that reads the body and answers 200, nothing else.
+
+Started by bench.deploy exactly as `wecrm serve` is (own process, loopback, ephemeral port), so
+the ratio between the two is the cost of the bot's ack path.
+"""
 
 from __future__ import annotations
 
 import argparse
-import asyncio
-import logging
 
 from aiohttp import web
-
-from bench.common import BENCH_CREDS
-from bot.app import create_app
-from bot.settings import load_settings
 
 
 async def bare_handler(request: web.Request) -> web.Response:
@@ -18,40 +16,23 @@ async def bare_handler(request: web.Request) -> web.Response:
     return web.Response(status=200, body=b"")
 
 
+async def healthz(_request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"})
+
+
 def bare_app() -> web.Application:
     app = web.Application()
     app.router.add_post("/wecom/callback", bare_handler)
+    app.router.add_get("/healthz", healthz)
     return app
 
 
-def bot_app(database_url: str, redis_url: str | None) -> web.Application:
-    settings = load_settings(
-        **BENCH_CREDS,
-        WECOM_API_BASE="http://127.0.0.1:9/cgi-bin/",
-        WECRM_DATABASE_URL=database_url,
-        WECRM_REDIS_URL=redis_url or "",
-    )
-    return create_app(settings, role="web", background=False)
-
-
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--mode", choices=["bare", "bot"], required=True)
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--mode", choices=["bare"], default="bare")
     parser.add_argument("--port", type=int, required=True)
-    parser.add_argument("--db", default="")
-    parser.add_argument("--redis", default="")
     args = parser.parse_args()
-    logging.basicConfig(level=logging.WARNING)
-    app = bare_app() if args.mode == "bare" else bot_app(args.db, args.redis or None)
-    asyncio.run(_serve(app, args.port))
-
-
-async def _serve(app: web.Application, port: int) -> None:
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    print("ready", flush=True)
-    await asyncio.Event().wait()
+    web.run_app(bare_app(), host="127.0.0.1", port=args.port, print=None, access_log=None)
 
 
 if __name__ == "__main__":

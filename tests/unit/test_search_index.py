@@ -8,9 +8,9 @@ from collections.abc import Callable
 
 import pytest
 
+from bench.corpus import QUERY_KINDS, generate_customers, generate_queries
 from crm_store import search_index
 from crm_store.search_index import Allowed, CustomerIndex, Hit, IndexedCustomer
-from tests.lookup_corpus import QUERY_KINDS, generate_customers, generate_queries
 
 KINDS = {"exact", "alias", "learned", "prefix", "substring", "pinyin", "initials", "fuzzy"}
 NOW = 1_760_000_000.0

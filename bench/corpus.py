@@ -1,6 +1,7 @@
 """Deterministic, realistic Chinese customer names and the queries reps type for them.
 
-Used by the lookup quality tests and by bench/bench_lookup.py, so both measure the same world.
+Used by the lookup quality tests (tests/unit/test_search_index.py) and the benchmarks, so both
+measure the same world.
 """
 
 from __future__ import annotations
