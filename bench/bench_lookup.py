@@ -29,7 +29,7 @@ if str(ROOT) not in sys.path:
 
 from rapidfuzz import process  # noqa: E402
 
-from crm_store.search_index import CustomerIndex  # noqa: E402
+from crm_store.search.index import CustomerIndex  # noqa: E402
 from tests.lookup_corpus import QUERY_KINDS, generate_customers, generate_queries  # noqa: E402
 
 REP_SCOPE = 2_000

@@ -250,6 +250,11 @@ def char_readings(char: str) -> tuple[str, ...]:
     return tuple(dict.fromkeys(r for r in readings if r in SYLLABLES))
 
 
+def _each_char(text: str) -> list[str]:
+    """pypinyin's `errors` hook: keep characters it has no reading for, one item each."""
+    return list(text)
+
+
 def _reading_positions(text: str) -> list[tuple[bool, list[str]]]:
     """(is_han, spellings) per Han character or latin/digit run, the phrase-aware reading first."""
     positions: list[tuple[bool, list[str]]] = []
@@ -257,7 +262,12 @@ def _reading_positions(text: str) -> list[tuple[bool, list[str]]]:
         if run.isascii():
             positions.append((False, [run]))
             continue
-        defaults = lazy_pinyin(run, style=Style.NORMAL, errors=lambda s: list(s))
+        # pypinyin documents list-returning `errors` hooks; its annotation says str only.
+        defaults: list[str] = lazy_pinyin(
+            run,
+            style=Style.NORMAL,
+            errors=_each_char,  # type: ignore[arg-type]
+        )
         if len(defaults) != len(run):
             defaults = [(char_readings(c) or ("",))[0] for c in run]
         for char, default in zip(run, defaults, strict=True):

@@ -1,4 +1,4 @@
-"""In-memory customer lookup: fragments, pinyin, initials and typos, only within the actor's scope.
+"""In-memory customer index: fragments, pinyin, initials and typos, only within the actor's scope.
 
 Three inverted indexes give candidates: character pairs of the name, pinyin-syllable pairs
 (every reading of polyphonic characters, so homophone typos and typed pinyin meet the same
@@ -12,30 +12,31 @@ from __future__ import annotations
 
 import heapq
 import itertools
-import re
 import threading
-import unicodedata
 from array import array
 from bisect import bisect_left
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import TypeAlias
 
-from rapidfuzz import fuzz
-from rapidfuzz.distance import Levenshtein
-
-from crm_store.names import (
-    ENGLISH_LEGAL_WORDS,
-    LEGAL_SUFFIXES,
-    SYLLABLES,
-    char_readings,
-    clean_text,
-    normalize_company_name,
-    pinyin_keys,
-    split_company_name,
+from crm_store.names import clean_text, normalize_company_name, split_company_name
+from crm_store.search.keys import (
+    WORD_HINT,
+    PairKeys,
+    head_keys,
+    initials_keys,
+    pair_keys,
+    words,
 )
+from crm_store.search.query import (
+    Query,
+    parse,
+    query_char_keys,
+    query_prefix_keys,
+    query_sound_groups,
+)
+from crm_store.search.rank import text_score
 
 Allowed = Callable[[int], bool] | frozenset[int] | set[int] | None
 _Postings: TypeAlias = "array[int] | tuple[array[int], ...]"  # a key's slots, or a group's
@@ -59,40 +60,7 @@ SUB_INDEXES = 16
 COMPACT_AFTER = 10_000
 _CHUNK_BITS = 16
 _CHUNK = 1 << _CHUNK_BITS
-_HEAD = 1 << 18
-_SEP = "\x1f"
-_WORD = re.compile(r"[a-z0-9]+")
-_WORD_HINT = re.compile(r"[A-Za-z0-9\uff10-\uff19\uff21-\uff3a\uff41-\uff5a]")
-
-_SYL_NAMES: tuple[str, ...] = tuple(sorted(SYLLABLES))
-_SYL_ID: dict[str, int] = {s: i for i, s in enumerate(_SYL_NAMES)}
-_SYL_EXTENSIONS: dict[str, tuple[int, ...]] = {}
-for _syl in _SYL_NAMES:
-    for _end in range(1, len(_syl) + 1):
-        _SYL_EXTENSIONS.setdefault(_syl[:_end], ())
-        _SYL_EXTENSIONS[_syl[:_end]] += (_SYL_ID[_syl],)
-
-
-def _canonical(syllable: str) -> str:
-    """Fold the sounds IMEs call fuzzy (z/zh, c/ch, s/sh, n/l, -n/-ng) onto one spelling."""
-    for retro, flat in (("zh", "z"), ("ch", "c"), ("sh", "s")):
-        if syllable.startswith(retro):
-            syllable = flat + syllable[2:]
-    if syllable.startswith("l"):
-        syllable = "n" + syllable[1:]
-    if syllable.endswith("ng"):
-        syllable = syllable[:-1]
-    return syllable
-
-
-_LEGAL_SPELLINGS: tuple[str, ...] = tuple(
-    sorted({pinyin_keys(s)[0][0] for s in LEGAL_SUFFIXES}, key=len, reverse=True)
-)
-_FUZZY_GROUPS: dict[str, tuple[int, ...]] = {}
-for _syl in _SYL_NAMES:
-    _FUZZY_GROUPS.setdefault(_canonical(_syl), ())
-    _FUZZY_GROUPS[_canonical(_syl)] += (_SYL_ID[_syl],)
-del _syl, _end
+SEP = "\x1f"
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,43 +82,6 @@ class Hit:
     score: float
     matched: str
     kind: str  # exact|alias|learned|prefix|substring|pinyin|initials|fuzzy
-
-
-class _Char:
-    """What the scorer needs to know about one character, computed once per distinct char."""
-
-    __slots__ = ("canon", "initials", "readings", "sounds")
-
-    def __init__(self, char: str) -> None:
-        readings = tuple(r for r in char_readings(char) if r)
-        self.readings: tuple[str, ...] = readings or (char,)
-        self.sounds: frozenset[object] = (
-            frozenset(_SYL_ID[r] for r in readings) if readings else frozenset((char,))
-        )
-        self.canon: frozenset[object] = (
-            frozenset(_canonical(r) for r in readings) if readings else frozenset((char,))
-        )
-        self.initials: tuple[str, ...] = tuple(dict.fromkeys(r[0] for r in self.readings))
-
-
-_CHARS: dict[str, _Char] = {}
-
-
-def _char(char: str) -> _Char:
-    info = _CHARS.get(char)
-    if info is None:
-        info = _CHARS[char] = _Char(char)
-    return info
-
-
-_SYLLABLE_IDS: dict[str, tuple[int, ...]] = {}
-
-
-def _syllable_ids(char: str) -> tuple[int, ...]:
-    ids = _SYLLABLE_IDS.get(char)
-    if ids is None:
-        ids = _SYLLABLE_IDS[char] = tuple(_SYL_ID[r] for r in char_readings(char) if r)
-    return ids
 
 
 class _Column:
@@ -177,20 +108,6 @@ class _Column:
             at = slot & (_CHUNK - 1)
             return blob[offsets[at] : offsets[at + 1]]
         return self._pending[slot & (_CHUNK - 1)]
-
-
-@dataclass(slots=True)
-class _Query:
-    """A query in every form the scorer compares: cleaned, core, sounds, spelling."""
-
-    text: str
-    core: str
-    latin: bool
-    sounds: tuple[frozenset[object], ...]
-    canon: tuple[frozenset[object], ...]
-    spelling: str
-    units: int
-    need: int
 
 
 class CustomerIndex:
@@ -226,7 +143,7 @@ class CustomerIndex:
         """Index many customers at once; slots follow id order so ids resolve by bisection."""
         latest = {c.id: c for c in customers}
         index = cls()
-        pairs: dict[str, tuple[str, tuple[int, ...]]] = {}
+        pairs: dict[str, PairKeys] = {}
         for customer_id in sorted(latest):
             index._append(latest[customer_id], pairs)
         index._sorted_upto = len(index._ids)
@@ -249,7 +166,7 @@ class CustomerIndex:
                     sub.upsert(c)
             slot = self._slot(c.id)
             if slot is not None:
-                if self._names[slot] == c.name and self._aliases[slot] == _SEP.join(c.aliases):
+                if self._names[slot] == c.name and self._aliases[slot] == SEP.join(c.aliases):
                     self._owner[slot] = self._owner_index(c.owner_id)
                     self._activity[slot] = c.last_activity
                     return
@@ -306,17 +223,17 @@ class CustomerIndex:
         return IndexedCustomer(
             id=self._ids[slot],
             name=self._names[slot],
-            aliases=tuple(aliases.split(_SEP)) if aliases else (),
+            aliases=tuple(aliases.split(SEP)) if aliases else (),
             owner_id=self._owners[self._owner[slot]],
             last_activity=self._activity[slot],
         )
 
-    def _append(self, c: IndexedCustomer, pairs: dict[str, tuple[str, tuple[int, ...]]]) -> None:
+    def _append(self, c: IndexedCustomer, pairs: dict[str, PairKeys]) -> None:
         slot = len(self._ids)
         prefix, core = split_company_name(c.name)
         if c.aliases:
             alias_cores = [normalize_company_name(a) for a in c.aliases]
-            aliases, joined_cores = _SEP.join(c.aliases), _SEP.join(alias_cores)
+            aliases, joined_cores = SEP.join(c.aliases), SEP.join(alias_cores)
         else:
             alias_cores, aliases, joined_cores = [], "", ""
         self._ids.append(c.id)
@@ -338,19 +255,19 @@ class CustomerIndex:
         for text, start in texts:
             for at in range(len(text) - 1):
                 pair = text[at : at + 2]
-                known = pairs.get(pair) or _pair_keys(pair, pairs)
+                known = pair_keys(pair, pairs)
                 chars.add(known[0])
                 if at >= start:
                     sounds.update(known[1])
             head = text[start:] if start else text
             if head:
-                sounds.update(_HEADS.get(head[0]) or _head_keys(head[0]))
+                sounds.update(head_keys(head[0]))
                 if len(head) > 1:
-                    _initials_keys(head, prefixes)
+                    initials_keys(head, prefixes)
         chars.discard("")
-        if aliases or c.name.isascii() or _WORD_HINT.search(c.name):
+        if aliases or c.name.isascii() or WORD_HINT.search(c.name):
             for text in (c.name, *c.aliases):
-                for word in _words(text):
+                for word in words(text):
                     prefixes.add(word[:2])
                     prefixes.add(word[:3])
         table = self._chars
@@ -410,7 +327,7 @@ class CustomerIndex:
             with self._lock:
                 sub = self._sub_index(allowed)
             return sub._run(query, None, owner_id, learned, limit, min_score, loose=loose)
-        q = _parse(query)
+        q = parse(query)
         permitted = _permission(allowed)
         with self._lock:
             own = self._owner_no.get(owner_id, -1) if owner_id is not None else -1
@@ -430,7 +347,7 @@ class CustomerIndex:
 
     def _gather(
         self,
-        q: _Query,
+        q: Query,
         scope: frozenset[int] | None,
         permitted: Callable[[int], bool] | None,
         own: int,
@@ -484,17 +401,17 @@ class CustomerIndex:
         self._scopes[allowed] = (self._version, slots)
         return slots
 
-    def _postings(self, q: _Query, *, loose: bool) -> dict[str | frozenset[int], _Postings]:
+    def _postings(self, q: Query, *, loose: bool) -> dict[str | frozenset[int], _Postings]:
         """Postings per query key: character pairs, syllable-pair groups, initials/words.
 
         A group of alternative syllable pairs stays a tuple of lists; `_count` merges it
         only if the budget reaches it.
         """
         found: dict[str | frozenset[int], _Postings] = {}
-        for key in _query_char_keys(q):
+        for key in query_char_keys(q):
             if postings := self._chars.get(key):
                 found[key] = postings
-        for group in _query_sound_groups(q, loose=loose):
+        for group in query_sound_groups(q, loose=loose):
             lists = sorted((p for p in map(self._sounds.get, group) if p), key=len)
             while len(lists) > 1 and sum(map(len, lists)) > GROUP_BUDGET:
                 lists.pop()
@@ -502,7 +419,7 @@ class CustomerIndex:
                 found[group] = lists[0]
             elif lists:
                 found[group] = tuple(lists)
-        for key in _query_prefix_keys(q):
+        for key in query_prefix_keys(q):
             if postings := self._prefixes.get(key):
                 found[key] = postings
         return found
@@ -538,7 +455,7 @@ class CustomerIndex:
         scope: frozenset[int] | None,
         permitted: Callable[[int], bool] | None,
         own: int,
-        q: _Query,
+        q: Query,
     ) -> list[int]:
         """A few names whose initials or latin words start like the query, whatever the counts.
 
@@ -568,7 +485,7 @@ class CustomerIndex:
         permitted: Callable[[int], bool] | None,
         own: int,
         width: int,
-        q: _Query,
+        q: Query,
         *,
         loose: bool = False,
     ) -> list[int]:
@@ -636,7 +553,7 @@ class CustomerIndex:
             hits.append(Hit(self._ids[slot], round(score, 1), matched, kind))
         return hits
 
-    def _score(self, slot: int, q: _Query) -> tuple[float, str, str]:
+    def _score(self, slot: int, q: Query) -> tuple[float, str, str]:
         """How well one customer matches: (score 0-100, the text that matched, kind)."""
         name = self._names[slot]
         core = self._cores[slot]
@@ -645,16 +562,16 @@ class CustomerIndex:
         alias_text = self._aliases[slot]
         aliases: list[tuple[str, str]] = []
         if alias_text:
-            raw = alias_text.split(_SEP)
-            cores = self._alias_cores[slot].split(_SEP)
+            raw = alias_text.split(SEP)
+            cores = self._alias_cores[slot].split(SEP)
             aliases = list(zip(raw, cores, strict=True))
             for alias, alias_core in aliases:
                 if q.core == alias_core or q.text == clean_text(alias):
                     return 98.0, alias, "alias"
-        score, kind = _text_score(q, core, name)
+        score, kind = text_score(q, core, name)
         matched = name
         for alias, alias_core in aliases:
-            alias_score, alias_kind = _text_score(q, alias_core, alias)
+            alias_score, alias_kind = text_score(q, alias_core, alias)
             if alias_score - 3.0 > score:
                 score, kind, matched = alias_score - 3.0, alias_kind, alias
         return score, matched, kind
@@ -666,48 +583,6 @@ def _postings() -> array[int]:
 
 def _size(postings: _Postings) -> int:
     return len(postings) if isinstance(postings, array) else sum(map(len, postings))
-
-
-def _words(text: str) -> list[str]:
-    """Latin and digit words ("Alibaba Group" -> alibaba, group), one-letter and legal ones out."""
-    found = _WORD.findall(unicodedata.normalize("NFKC", text).lower())
-    return [w for w in found if len(w) > 1 and w not in ENGLISH_LEGAL_WORDS]
-
-
-def _pair_keys(
-    pair: str, cache: dict[str, tuple[str, tuple[int, ...]]]
-) -> tuple[str, tuple[int, ...]]:
-    """A character pair's character key ("" for ASCII pairs) and syllable-bigram keys.
-
-    The first three readings of each character count: pypinyin lists rarer ones after.
-    """
-    left, right = _syllable_ids(pair[0])[:3], _syllable_ids(pair[1])[:3]
-    _char(pair[0]), _char(pair[1])  # warm the scorer's cache while building
-    keys = ("" if pair.isascii() else pair, tuple(a << 9 | b for a in left for b in right))
-    cache[pair] = keys
-    return keys
-
-
-_HEADS: dict[str, tuple[int, ...]] = {}
-
-
-def _head_keys(char: str) -> tuple[int, ...]:
-    keys = _HEADS[char] = tuple(_HEAD | i for i in _syllable_ids(char)[:3])
-    return keys
-
-
-def _initials_keys(text: str, keys: set[str]) -> None:
-    """Initials of the first two and three characters, every reading of each (capped)."""
-    if len(text) < 2:
-        return
-    firsts = [(_CHARS.get(c) or _char(c)).initials for c in text[:3]]
-    if len(firsts[0]) == len(firsts[1]) == len(firsts[-1]) == 1:
-        joined = firsts[0][0] + firsts[1][0] + firsts[-1][0]
-        keys.add(joined[:2])
-        keys.add(joined[: len(firsts)])
-        return
-    for length in range(2, len(firsts) + 1):
-        keys.update("".join(c) for c in itertools.islice(itertools.product(*firsts[:length]), 8))
 
 
 def _count_floor(histogram: Counter[int], width: int) -> tuple[int, int]:
@@ -727,370 +602,3 @@ def _permission(allowed: Allowed) -> Callable[[int], bool] | None:
     if isinstance(allowed, frozenset | set):
         return allowed.__contains__
     return allowed
-
-
-# ---- query analysis ---------------------------------------------------------------------
-
-
-def _parse(query: str) -> _Query | None:
-    text = clean_text(query)
-    if not text:
-        return None
-    core = normalize_company_name(query) or text
-    latin = text.isascii()
-    if latin and text.endswith(_LEGAL_SPELLINGS):  # "huaweijishuyouxiangongsi"
-        tail = next(t for t in _LEGAL_SPELLINGS if text.endswith(t))
-        if len(text) - len(tail) >= 4:
-            text = core = text[: -len(tail)]
-    infos = [_char(c) for c in core]
-    units = need = len(core)
-    if latin:
-        readings = _segmentations(text)
-        units = min((len(s) for s in readings), default=len(text))
-        need = units if readings else 0
-    else:
-        need = 2 * units - 2
-    return _Query(
-        text=text,
-        core=core,
-        latin=latin,
-        sounds=tuple(i.sounds for i in infos),
-        canon=tuple(i.canon for i in infos),
-        spelling=text if latin else "".join(i.readings[0] for i in infos),
-        units=units,
-        need=max(1, need // 4),
-    )
-
-
-def _query_char_keys(q: _Query) -> set[str]:
-    keys: set[str] = set()
-    for text in {q.core, q.text}:
-        keys.update(p for p in (text[i : i + 2] for i in range(len(text) - 1)) if not p.isascii())
-    return keys
-
-
-def _query_prefix_keys(q: _Query) -> set[str]:
-    return {w[:3] for w in _words(q.text)}
-
-
-def _query_sound_groups(q: _Query, *, loose: bool) -> set[frozenset[int]]:
-    """Syllable-bigram keys of the query lattice, one group per pair of positions.
-
-    A name sharing any key of a group shares that pair once: alternative readings of one
-    pair must not outweigh a second pair that matches.
-    """
-    groups: set[frozenset[int]] = set()
-
-    def add(left: tuple[int, ...], right: tuple[int, ...]) -> None:
-        if left and right:
-            pairs = itertools.islice((a << 9 | b for a in left for b in right), 256)
-            groups.add(frozenset(pairs))
-
-    for positions in _lattices(q, loose=loose):
-        if len(positions) == 1 and positions[0]:
-            groups.add(frozenset(_HEAD | i for i in positions[0]))
-        for left, right in itertools.pairwise(positions):
-            add(left, right)
-        for left, gap, right in zip(positions, positions[1:], positions[2:], strict=False):
-            if not gap:
-                add(left, right)
-        if loose and q.latin:
-            for at, here in enumerate(positions):
-                if len(here) == 1:  # one syllable mistyped: "zhihang" may be 致尚 (zhishang)
-                    near = _near_syllables(_SYL_NAMES[here[0]])
-                    add(positions[at - 1][:8] if at else (), near)
-                    add(near, positions[at + 1][:8] if at + 1 < len(positions) else ())
-    return groups
-
-
-def _lattices(q: _Query, *, loose: bool) -> list[list[tuple[int, ...]]]:
-    """Possible syllable sequences of the query; each position lists the syllable ids it may be.
-
-    A Han character stands for its usual reading (the index holds every reading, so a typo
-    picked by that reading still meets the right name); loosely, for all its readings and
-    their fuzzy sounds too.
-    """
-    runs: list[list[list[tuple[int, ...]]]] = []
-    word = ""
-
-    def close_word() -> None:
-        nonlocal word
-        if word:
-            runs.append([list(s) for s in _segmentations(word, typos=loose)] or [[()]])
-            word = ""
-
-    for char in q.text if q.latin else q.core:
-        ids = _syllable_ids(char)
-        if ids:
-            close_word()
-            if loose:
-                ids = tuple(
-                    dict.fromkeys(x for i in ids for x in _FUZZY_GROUPS[_canonical(_SYL_NAMES[i])])
-                )
-            runs.append([[ids if loose else ids[:1]]])
-        elif char.isascii() and char.isalpha():
-            word += char
-        else:
-            close_word()
-            runs.append([[()]])
-    close_word()
-    return [
-        [p for part in combo for p in part]
-        for combo in itertools.islice(itertools.product(*runs), 8)
-    ]
-
-
-@lru_cache(maxsize=4096)
-def _segmentations(word: str, *, typos: bool = False) -> tuple[tuple[tuple[int, ...], ...], ...]:
-    """Ways to read a latin word as pinyin; the last syllable may be unfinished ("alibab").
-
-    A word that is no clean pinyin keeps its syllables around the garbled chunk, which
-    stands for anything. With `typos`, the likeliest misspellings are read too, a garbled
-    chunk standing for the syllables one edit away from it.
-    """
-    readings = _clean_segmentations(word, 0, {})[:8]
-    if not readings and len(word) >= 4 and not typos:
-        pieces = _cheapest_paths(word, by_letter=False)[0]
-        positions = [(_SYL_ID[p],) if p in _SYL_ID else () for p in pieces[:-1]]
-        positions.append(_SYL_EXTENSIONS.get(pieces[-1], ()))
-        return (tuple(positions),) if sum(map(bool, positions)) > 1 else ()
-    if typos and len(word) >= 4:
-        readings = [*readings[:6], *_typo_segmentations(word)]
-    result: list[tuple[tuple[int, ...], ...]] = []
-    for pieces in readings:
-        positions = [_piece_ids(p) for p in pieces[:-1]]
-        positions.append(_SYL_EXTENSIONS.get(pieces[-1]) or _near_syllables(pieces[-1]))
-        result.append(tuple(positions))
-    return tuple(dict.fromkeys(result))
-
-
-def _piece_ids(piece: str) -> tuple[int, ...]:
-    syllable = _SYL_ID.get(piece)
-    if syllable is not None:
-        return (syllable,)
-    return _near_syllables(piece)
-
-
-def _deletions(text: str) -> set[str]:
-    return {text[:i] + text[i + 1 :] for i in range(len(text))}
-
-
-_BY_DELETION: dict[str, set[str]] = {}
-for _syl in _SYL_NAMES:
-    for _variant in _deletions(_syl) | {_syl}:
-        _BY_DELETION.setdefault(_variant, set()).add(_syl)
-del _syl, _variant
-
-
-@lru_cache(maxsize=8192)
-def _near_syllables(piece: str) -> tuple[int, ...]:
-    """Syllables one edit (or swap) away from `piece`, itself excluded, via a deletion index."""
-    found: set[str] = set()
-    for variant in _deletions(piece) | {piece}:
-        found |= _BY_DELETION.get(variant, set())
-    found = {s for s in found if Levenshtein.distance(piece, s, score_cutoff=1) <= 1}
-    found.update(s for s in _swaps(piece) if s in _SYL_ID)
-    found.discard(piece)
-    return tuple(sorted(_SYL_ID[s] for s in found))
-
-
-def _swaps(text: str) -> set[str]:
-    """Adjacent letters swapped: "hau" for hua."""
-    return {text[:i] + text[i + 1] + text[i] + text[i + 2 :] for i in range(len(text) - 1)}
-
-
-def _clean_segmentations(
-    word: str, start: int, memo: dict[int, list[list[str]]]
-) -> list[list[str]]:
-    if start == len(word):
-        return [[]]
-    if start in memo:
-        return memo[start]
-    found: list[list[str]] = []
-    for end in range(min(len(word), start + 6), start, -1):
-        piece = word[start:end]
-        if piece in _SYL_ID:
-            found.extend([piece, *rest] for rest in _clean_segmentations(word, end, memo))
-        elif end == len(word) and piece in _SYL_EXTENSIONS:
-            found.append([piece])
-        if len(found) >= 8:
-            break
-    memo[start] = found
-    return found
-
-
-def _typo_segmentations(word: str) -> list[list[str]]:
-    """The likeliest readings of a mistyped word, under two costs of a non-syllable chunk.
-
-    Counting chunks keeps "dog" whole (dong); counting letters keeps "xiaoilv" apart
-    (xiao + i + lv, the i a dropped "mi"). A chunk no syllable is one edit from costs triple.
-    Ties are kept, fewest pieces first: "hunng" is huang, or hu + nong.
-    """
-    found: dict[tuple[str, ...], None] = {}
-    for by_letter in (False, True):
-        for path in _cheapest_paths(word, by_letter=by_letter):
-            found[tuple(path)] = None
-    return [list(p) for p in found][:8]
-
-
-def _cheapest_paths(word: str, *, by_letter: bool) -> list[list[str]]:
-    best = [1 << 30] * (len(word) + 1)
-    back: list[list[int]] = [[] for _ in range(len(word) + 1)]
-    best[0] = 0
-    for end in range(1, len(word) + 1):
-        for start in range(max(0, end - 6), end):
-            piece = word[start:end]
-            if piece in _SYL_ID or (end == len(word) and piece in _SYL_EXTENSIONS):
-                penalty = 0
-            else:
-                penalty = (len(piece) if by_letter else 1) * (1 if _near_syllables(piece) else 3)
-            cost = best[start] + penalty
-            if cost < best[end]:
-                best[end], back[end] = cost, [start]
-            elif cost == best[end]:
-                back[end].append(start)
-
-    def paths(end: int) -> Iterator[list[str]]:
-        if not end:
-            yield []
-            return
-        for start in back[end]:
-            for path in paths(start):
-                yield [*path, word[start:end]]
-
-    return sorted(itertools.islice(paths(len(word)), 32), key=len)[:4]
-
-
-# ---- scoring ----------------------------------------------------------------------------
-
-
-def _text_score(q: _Query, core: str, display: str) -> tuple[float, str]:
-    """Best of the character, sound, initials and fuzzy views of one name or alias core."""
-    best, kind = 0.0, "fuzzy"
-    if not core:
-        return best, kind
-    if core.startswith(q.core):
-        best, kind = 82.0 + 15.0 * len(q.core) / len(core), "prefix"
-    elif q.core in core:
-        best, kind = 72.0 + 15.0 * len(q.core) / len(core), "substring"
-    if q.text != q.core or not best:
-        full = clean_text(display)
-        if full.startswith(q.text):
-            score, how = 82.0 + 15.0 * len(q.text) / len(full), "prefix"
-        elif q.text in full:
-            score, how = 72.0 + 15.0 * len(q.text) / len(full), "substring"
-        else:
-            score, how = 0.0, kind
-        if score > best:
-            best, kind = score, how
-    if best >= 92.0:
-        return best, kind
-    infos = [_char(c) for c in core]
-    if q.latin:
-        score, how = _latin_score(q.text, infos)
-    elif best < 80.0:
-        score, how = _sound_score(q, infos, core)
-    else:
-        score, how = 0.0, kind
-    if score > best:
-        best, kind = score, how
-    if best < 72.0:
-        spelling = "".join(i.readings[0] for i in infos)
-        ratio = fuzz.ratio(q.spelling, spelling)
-        if len(q.spelling) < len(spelling):
-            ratio = max(ratio, 0.9 * fuzz.ratio(q.spelling, spelling[: len(q.spelling)]))
-        if not q.latin:  # typed characters: their sound is a weaker clue than they are
-            ratio = max(0.875 * ratio, 0.95 * fuzz.ratio(q.core, core))
-        if 0.8 * ratio > best:
-            best, kind = 0.8 * ratio, "fuzzy"
-    return best, kind
-
-
-def _sound_score(q: _Query, infos: list[_Char], core: str) -> tuple[float, str]:
-    """Homophones ("腾迅" for 腾讯) rank below typed characters, fuzzy sounds lower still.
-
-    Among sound-alikes, the one sharing more of the typed characters wins.
-    """
-    for wanted, have, equal, prefix, inner, kind in (
-        (q.sounds, [i.sounds for i in infos], 74.0, 58.0, 48.0, "pinyin"),
-        (q.canon, [i.canon for i in infos], 66.0, 52.0, 44.0, "fuzzy"),
-    ):
-        at = _find(wanted, have)
-        if at is None:
-            continue
-        size = len(wanted)
-        same = 8.0 * sum(a == b for a, b in zip(q.core, core[at : at + size], strict=False)) / size
-        cover = size / len(have)
-        if at == 0:
-            return (equal if size == len(have) else prefix + 14.0 * cover) + same, kind
-        if size > 1:
-            return inner + 14.0 * cover + same, kind
-        return 0.0, kind
-    return 0.0, "fuzzy"
-
-
-def _find(wanted: tuple[frozenset[object], ...], have: list[frozenset[object]]) -> int | None:
-    """First offset where every wanted position shares a sound with the candidate's."""
-    size = len(wanted)
-    first = wanted[0]
-    for at in range(len(have) - size + 1):
-        if first.isdisjoint(have[at]):
-            continue
-        for w, h in zip(wanted[1:], have[at + 1 : at + size], strict=True):
-            if w.isdisjoint(h):
-                break
-        else:
-            return at
-    return None
-
-
-def _latin_score(text: str, infos: list[_Char]) -> tuple[float, str]:
-    """Full pinyin, pinyin prefix or fragment, and initials, over every reading of each char."""
-    best, kind = 0.0, "pinyin"
-    spelling = "".join(i.readings[0] for i in infos)
-    cover = len(text) / max(len(spelling), len(text))
-    if spelling.startswith(text):
-        best = 92.0 if len(spelling) == len(text) else 72.0 + 20.0 * cover
-    elif len(text) >= 4 and text in spelling:
-        best = 62.0 + 15.0 * cover
-    elif any(len(i.readings) > 1 for i in infos):  # a rarer reading costs 3 points
-        readings = [i.readings for i in infos]
-        for start in range(len(readings) if len(text) >= 4 else 1):
-            done = _walk(text, readings, start, 0)
-            if done is None:
-                continue
-            if start == 0:
-                best = 89.0 if done == len(readings) else 69.0 + 20.0 * cover
-            else:
-                best = 59.0 + 15.0 * cover
-            break
-    if len(text) >= 2 and best < 88.0 and len(text) <= len(infos):
-        initials = "".join(i.initials[0] for i in infos)
-        if initials.startswith(text):
-            score = 88.0 if len(initials) == len(text) else 68.0 + 20.0 * len(text) / len(initials)
-        else:
-            done = _walk(text, [i.initials for i in infos], 0, 0)
-            if done is None:
-                score = 0.0
-            else:
-                score = 85.0 if done == len(infos) else 65.0 + 20.0 * len(text) / len(infos)
-        if score > best:
-            best, kind = score, "initials"
-    return best, kind
-
-
-def _walk(text: str, readings: list[tuple[str, ...]], position: int, offset: int) -> float | None:
-    """Consume `text` with one reading per position; the number of positions used, or None."""
-    if offset == len(text):
-        return position
-    if position == len(readings):
-        return None
-    rest = len(text) - offset
-    for reading in readings[position]:
-        if text.startswith(reading, offset):
-            done = _walk(text, readings, position + 1, offset + len(reading))
-            if done is not None:
-                return done
-        elif rest < len(reading) and reading.startswith(text[offset:]):
-            return position + 0.5
-    return None

@@ -27,7 +27,7 @@ from crm_store.customers import visible_ids
 from crm_store.models import Customer
 from crm_store.names import normalize_company_name
 from crm_store.scope import Scope
-from crm_store.search_index import CustomerIndex, Hit, IndexedCustomer
+from crm_store.search.index import CustomerIndex, Hit, IndexedCustomer
 
 log = logging.getLogger(__name__)
 

@@ -70,7 +70,7 @@ async def test_an_owner_change_moves_the_customer_out_of_the_old_owners_results(
 
 async def test_refresh_reads_through_a_burst_of_changes(org: Org, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     """An import touches many rows at once: the refresh pages to the end, not one page forever."""
-    import crm_store.search as search_module
+    import crm_store.search.service as search_module
 
     monkeypatch.setattr(search_module, "_PAGE", 3)
     search = CustomerSearch(refresh_seconds=0, clock=org.clock)
@@ -103,7 +103,7 @@ async def test_a_long_transactions_rows_are_caught_by_reconciliation(
     org: Org, monkeypatch
 ) -> None:  # type: ignore[no-untyped-def]
     """An import stamps its rows when it starts and commits much later, behind the look-back."""
-    import crm_store.search as search_module
+    import crm_store.search.service as search_module
 
     search = CustomerSearch(refresh_seconds=0, clock=org.clock)
     assert await _names(search, org, "wushi", "迟到") == []

@@ -8,8 +8,8 @@ from collections.abc import Callable
 
 import pytest
 
-from crm_store import search_index
-from crm_store.search_index import Allowed, CustomerIndex, Hit, IndexedCustomer
+from crm_store.search import index as search_index
+from crm_store.search.index import Allowed, CustomerIndex, Hit, IndexedCustomer
 from tests.lookup_corpus import QUERY_KINDS, generate_customers, generate_queries
 
 KINDS = {"exact", "alias", "learned", "prefix", "substring", "pinyin", "initials", "fuzzy"}
