@@ -20,13 +20,15 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import TypeAlias
 
-from crm_store.names import clean_text, normalize_company_name, split_company_name
+from crm_store.names import clean_text, normalize_company_name, pinyin_keys, split_company_name
 from crm_store.search.keys import (
     WORD_HINT,
     PairKeys,
+    abbreviations,
     head_keys,
     initials_keys,
     pair_keys,
+    phone_keys,
     words,
 )
 from crm_store.search.query import (
@@ -36,9 +38,30 @@ from crm_store.search.query import (
     query_prefix_keys,
     query_sound_groups,
 )
-from crm_store.search.rank import text_score
+from crm_store.search.rank import (
+    ABBREVIATION_SCORE,
+    CONTACT_PINYIN_SCORE,
+    CONTACT_SCORE,
+    PHONE_SCORE,
+    PHONE_TAIL_SCORE,
+    text_score,
+)
 
-Allowed = Callable[[int], bool] | frozenset[int] | set[int] | None
+
+@dataclass(frozen=True, slots=True)
+class Owners:
+    """A scope by owner, checked on the index's own data: no id list read from the database.
+
+    A slot is in it when its owner key is in `keys` (None is the pool, "#<id>" an unowned
+    customer of department <id>) or its id is in `ids` (shared with the actor). The service
+    still re-reads every hit under the real scope; this only keeps others out of the ranking.
+    """
+
+    keys: frozenset[str | None]
+    ids: frozenset[int] = frozenset()
+
+
+Allowed = Callable[[int], bool] | frozenset[int] | set[int] | Owners | None
 _Postings: TypeAlias = "array[int] | tuple[array[int], ...]"  # a key's slots, or a group's
 
 MIN_SCORE = 60.0  # search lists hits from here; suggest from SUGGEST_MIN_SCORE
@@ -70,8 +93,10 @@ class IndexedCustomer:
     id: int
     name: str
     aliases: tuple[str, ...] = ()
-    owner_id: str | None = None
+    owner_id: str | None = None  # an owner key: userid, None for the pool, "#<dept>" unowned
     last_activity: float = 0.0  # epoch seconds
+    phones: tuple[str, ...] = ()  # normalised: the customer's and its contacts'
+    contacts: tuple[str, ...] = ()  # contacts' names
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,7 +106,7 @@ class Hit:
     id: int
     score: float
     matched: str
-    kind: str  # exact|alias|learned|prefix|substring|pinyin|initials|fuzzy
+    kind: str  # exact|alias|learned|prefix|substring|pinyin|initials|abbrev|phone|contact|fuzzy
 
 
 class _Column:
@@ -124,6 +149,9 @@ class CustomerIndex:
         self._cores = _Column()
         self._aliases = _Column()
         self._alias_cores = _Column()
+        self._heads = _Column()
+        self._phones = _Column()
+        self._contacts = _Column()
         self._owners: list[str | None] = []
         self._owner_no: dict[str | None, int] = {}
         self._sorted_upto = 0
@@ -131,6 +159,9 @@ class CustomerIndex:
         self._chars: defaultdict[str, array[int]] = defaultdict(_postings)
         self._sounds: defaultdict[int, array[int]] = defaultdict(_postings)
         self._prefixes: defaultdict[str, array[int]] = defaultdict(_postings)
+        self._extras: defaultdict[str, array[int]] = defaultdict(
+            _postings
+        )  # numbers, people, 青啤
         self._live = 0
         self._version = 0
         self._scopes: dict[frozenset[int], tuple[int, frozenset[int]]] = {}
@@ -166,7 +197,12 @@ class CustomerIndex:
                     sub.upsert(c)
             slot = self._slot(c.id)
             if slot is not None:
-                if self._names[slot] == c.name and self._aliases[slot] == SEP.join(c.aliases):
+                if (
+                    self._names[slot] == c.name
+                    and self._aliases[slot] == SEP.join(c.aliases)
+                    and self._phones[slot] == SEP.join(c.phones)
+                    and self._contacts[slot] == SEP.join(c.contacts)
+                ):
                     self._owner[slot] = self._owner_index(c.owner_id)
                     self._activity[slot] = c.last_activity
                     return
@@ -218,14 +254,21 @@ class CustomerIndex:
             self._owners.append(owner_id)
         return number
 
+    def get(self, customer_id: int) -> IndexedCustomer | None:
+        """The customer as indexed, or None."""
+        with self._lock:
+            slot = self._slot(customer_id)
+            return None if slot is None else self._customer(slot)
+
     def _customer(self, slot: int) -> IndexedCustomer:
-        aliases = self._aliases[slot]
         return IndexedCustomer(
             id=self._ids[slot],
             name=self._names[slot],
-            aliases=tuple(aliases.split(SEP)) if aliases else (),
+            aliases=_split(self._aliases[slot]),
             owner_id=self._owners[self._owner[slot]],
             last_activity=self._activity[slot],
+            phones=_split(self._phones[slot]),
+            contacts=_split(self._contacts[slot]),
         )
 
     def _append(self, c: IndexedCustomer, pairs: dict[str, PairKeys]) -> None:
@@ -245,6 +288,9 @@ class CustomerIndex:
         self._cores.append(core)
         self._aliases.append(aliases)
         self._alias_cores.append(joined_cores)
+        self._heads.append(prefix)
+        self._phones.append(SEP.join(c.phones))
+        self._contacts.append(SEP.join(c.contacts))
         self._live += 1
 
         chars: set[str] = set()
@@ -254,17 +300,24 @@ class CustomerIndex:
         texts.extend((a, 0) for a in alias_cores if a)
         for text, start in texts:
             for at in range(len(text) - 1):
-                pair = text[at : at + 2]
-                known = pair_keys(pair, pairs)
+                known = pair_keys(text[at : at + 2], pairs)
                 chars.add(known[0])
-                if at >= start:
-                    sounds.update(known[1])
+                sounds.update(known[1])  # the region's too: "hangzhouyunqi" is typed
             head = text[start:] if start else text
             if head:
                 sounds.update(head_keys(head[0]))
                 if len(head) > 1:
                     initials_keys(head, prefixes)
+            if start:
+                initials_keys(text, prefixes)  # "hzyq": initials with the city
         chars.discard("")
+        extras = {a for text in (core, *alias_cores) for a in abbreviations(text)}
+        for phone in c.phones:
+            extras.update(phone_keys(phone))
+        for person in c.contacts:
+            if cleaned := clean_text(person):
+                extras.add(cleaned)
+                extras.update(pinyin_keys(cleaned, cap=2)[0])
         if aliases or c.name.isascii() or WORD_HINT.search(c.name):
             for text in (c.name, *c.aliases):
                 for word in words(text):
@@ -273,11 +326,14 @@ class CustomerIndex:
         table = self._chars
         for key in chars:
             table[key].append(slot)
-        numbers = self._sounds
-        for number in sounds:
-            numbers[number].append(slot)
+        by_sound = self._sounds
+        for sound in sounds:
+            by_sound[sound].append(slot)
         table = self._prefixes
         for key in prefixes:
+            table[key].append(slot)
+        table = self._extras
+        for key in extras:
             table[key].append(slot)
 
     # ---- searching ----------------------------------------------------------------------
@@ -328,18 +384,24 @@ class CustomerIndex:
                 sub = self._sub_index(allowed)
             return sub._run(query, None, owner_id, learned, limit, min_score, loose=loose)
         q = parse(query)
-        permitted = _permission(allowed)
         with self._lock:
+            permitted = self._permission(allowed)
             own = self._owner_no.get(owner_id, -1) if owner_id is not None else -1
             boosts: dict[int, float] = {}
             for customer_id, boost in (learned or {}).items():
                 slot = self._slot(customer_id)
-                if slot is not None and (permitted is None or permitted(customer_id)):
+                if slot is not None and (permitted is None or permitted(slot)):
                     boosts[slot] = boost
             scored: dict[int, tuple[float, str, str]] = {}
-            if q is not None:
+            if q is not None and q.digits is not None:
+                scored = self._gather_extras(q, permitted, (q.digits, q.digits[-8:]))
+            elif q is not None:
                 scope = self._scope_slots(allowed)
                 scored = self._gather(q, scope, permitted, own, limit, loose=loose)
+                if len(q.text) <= 30:
+                    extras = self._gather_extras(q, permitted, (q.text, q.core))
+                    for slot, value in extras.items():
+                        scored.setdefault(slot, value)
             for slot in boosts:
                 if slot not in scored:
                     scored[slot] = self._score(slot, q) if q else (0.0, self._names[slot], "")
@@ -373,6 +435,32 @@ class CustomerIndex:
                 if slot not in scored:
                     scored[slot] = self._score(slot, q)
         return scored
+
+    def _gather_extras(
+        self, q: Query, permitted: Callable[[int], bool] | None, keys: Iterable[str]
+    ) -> dict[int, tuple[float, str, str]]:
+        """Customers found by a phone number, a contact's name or an abbreviation of the name."""
+        alive = self._alive
+        scored: dict[int, tuple[float, str, str]] = {}
+        for key in dict.fromkeys(keys):
+            for slot in self._extras.get(key, ())[:TYPED_SCAN]:
+                if slot not in scored and alive[slot] and (permitted is None or permitted(slot)):
+                    scored[slot] = self._score(slot, q)
+        return scored
+
+    def _permission(self, allowed: Allowed) -> Callable[[int], bool] | None:
+        """`allowed` as a test of one slot."""
+        if allowed is None:
+            return None
+        ids = self._ids
+        if isinstance(allowed, Owners):
+            owner, wanted, shared = self._owner, allowed.keys, allowed.ids
+            mask = bytes(o in wanted for o in self._owners)
+            if shared:
+                return lambda slot: bool(mask[owner[slot]]) or ids[slot] in shared
+            return lambda slot: bool(mask[owner[slot]])
+        test = allowed.__contains__ if isinstance(allowed, frozenset | set) else allowed
+        return lambda slot: test(ids[slot])
 
     def _sub_index(self, scope: frozenset[int]) -> CustomerIndex:
         """An index of just a small scope (a rep's customers), kept in step by upsert/remove.
@@ -462,7 +550,7 @@ class CustomerIndex:
         One initials key is a single count against several syllable pairs, yet "albb" or
         "tencent" mean exactly those names.
         """
-        alive, ids, core_len, owner = self._alive, self._ids, self._core_len, self._owner
+        alive, core_len, owner = self._alive, self._core_len, self._owner
         found: list[int] = []
         for postings in lists:
             if not isinstance(postings, array) or len(postings) > TYPED_SCAN:
@@ -472,7 +560,7 @@ class CustomerIndex:
                 for s in postings
                 if alive[s]
                 and (scope is None or s in scope)
-                and (permitted is None or permitted(ids[s]))
+                and (permitted is None or permitted(s))
             )
         units = q.units
         return heapq.nlargest(
@@ -493,10 +581,8 @@ class CustomerIndex:
 
         Strictly, a slot also needs half the best count; loosely (typos) any count will do.
         """
-        alive, ids = self._alive, self._ids
-        pool = (
-            counts if permitted is None else {s: n for s, n in counts.items() if permitted(ids[s])}
-        )
+        alive = self._alive
+        pool = counts if permitted is None else {s: n for s, n in counts.items() if permitted(s)}
         if not pool:
             return []
         histogram = Counter(pool.values())
@@ -530,6 +616,9 @@ class CustomerIndex:
         kept = {s: v for s, v in scored.items() if v[0] >= min_score or s in boosts}
         if not kept:
             return []
+        whole = {s: v for s, v in kept.items() if v[0] >= 100.0 and v[2] == "exact"}
+        if whole:  # the full registered name typed: that customer, not a choice
+            kept = whole
         activity = self._activity
         newest = max(activity[s] for s in kept)
 
@@ -556,9 +645,13 @@ class CustomerIndex:
     def _score(self, slot: int, q: Query) -> tuple[float, str, str]:
         """How well one customer matches: (score 0-100, the text that matched, kind)."""
         name = self._names[slot]
+        if q.digits is not None:
+            return _phone_score(q.digits, self._phones[slot])
         core = self._cores[slot]
+        head = self._heads[slot]
         if q.core == core:
-            return (100.0 if q.text == clean_text(name) else 99.0), name, "exact"
+            whole = q.text == head + core or q.text == clean_text(name)
+            return (100.0 if whole else 99.0), name, "exact"
         alias_text = self._aliases[slot]
         aliases: list[tuple[str, str]] = []
         if alias_text:
@@ -568,8 +661,18 @@ class CustomerIndex:
             for alias, alias_core in aliases:
                 if q.core == alias_core or q.text == clean_text(alias):
                     return 98.0, alias, "alias"
-        score, kind = text_score(q, core, name)
+        score, kind = text_score(q, core, name, head)
         matched = name
+        if score < ABBREVIATION_SCORE and q.core in abbreviations(core):
+            score, kind = ABBREVIATION_SCORE, "abbrev"
+        people = self._contacts[slot]
+        if people and score < CONTACT_SCORE:
+            for person in people.split(SEP):
+                cleaned = clean_text(person)
+                if q.text == cleaned:
+                    return CONTACT_SCORE, person, "contact"
+                if q.latin and q.text in pinyin_keys(cleaned, cap=2)[0]:
+                    score, kind, matched = CONTACT_PINYIN_SCORE, "contact", person
         for alias, alias_core in aliases:
             alias_score, alias_kind = text_score(q, alias_core, alias)
             if alias_score - 3.0 > score:
@@ -585,6 +688,21 @@ def _size(postings: _Postings) -> int:
     return len(postings) if isinstance(postings, array) else sum(map(len, postings))
 
 
+def _split(joined: str) -> tuple[str, ...]:
+    return tuple(joined.split(SEP)) if joined else ()
+
+
+def _phone_score(number: str, phones: str) -> tuple[float, str, str]:
+    """A whole number, or (for a landline typed without its area code) its last eight digits."""
+    best: tuple[float, str, str] = (0.0, "", "phone")
+    for phone in _split(phones):
+        if phone == number:
+            return PHONE_SCORE, phone, "phone"
+        if len(number) >= 8 and phone.endswith(number[-8:]) and best[0] < PHONE_TAIL_SCORE:
+            best = (PHONE_TAIL_SCORE, phone, "phone")
+    return best
+
+
 def _count_floor(histogram: Counter[int], width: int) -> tuple[int, int]:
     """The best count, and the smallest count that still keeps `width` candidates."""
     ordered = sorted(histogram, reverse=True)
@@ -594,11 +712,3 @@ def _count_floor(histogram: Counter[int], width: int) -> tuple[int, int]:
         if kept >= width:
             return ordered[0], count
     return ordered[0], 0
-
-
-def _permission(allowed: Allowed) -> Callable[[int], bool] | None:
-    if allowed is None:
-        return None
-    if isinstance(allowed, frozenset | set):
-        return allowed.__contains__
-    return allowed

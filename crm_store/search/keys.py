@@ -9,10 +9,14 @@ from __future__ import annotations
 import itertools
 import re
 import unicodedata
+from functools import lru_cache
 
 from crm_store.names import (
+    AREA_WORDS,
     ENGLISH_LEGAL_WORDS,
+    GENERIC_WORDS,
     LEGAL_SUFFIXES,
+    REGION_PREFIXES,
     SYLLABLES,
     char_readings,
     pinyin_keys,
@@ -139,3 +143,41 @@ def initials_keys(text: str, keys: set[str]) -> None:
         return
     for length in range(2, len(firsts) + 1):
         keys.update("".join(c) for c in itertools.islice(itertools.product(*firsts[:length]), 8))
+
+
+# Words that are one unit in a name, so an abbreviation takes their first character only.
+_UNITS: dict[str, tuple[str, ...]] = {}
+for _unit in sorted((*REGION_PREFIXES, *AREA_WORDS, *GENERIC_WORDS), key=len, reverse=True):
+    if len(_unit) > 1 and not _unit.isascii():
+        _UNITS[_unit[0]] = (*_UNITS.get(_unit[0], ()), _unit)
+del _unit
+
+
+@lru_cache(maxsize=65536)
+def abbreviations(core: str) -> tuple[str, ...]:
+    """Short names made of each word's first character: 青岛啤酒 → 青啤, 中国石油化工 → 中石化.
+
+    Words are region, area and generic words where they occur, otherwise pairs of
+    characters. Returns the abbreviation of the first two and of the first three words
+    (the whole-name one last); none for names of fewer than two words or with latin in them.
+    """
+    if len(core) < 4 or not all("\u4e00" <= c <= "\u9fff" for c in core):
+        return ()
+    firsts: list[str] = []
+    at = 0
+    while at < len(core):
+        unit = next((u for u in _UNITS.get(core[at], ()) if core.startswith(u, at)), None)
+        size = len(unit) if unit else 2
+        firsts.append(core[at])
+        at += size
+    if len(firsts) < 2:
+        return ()
+    found = dict.fromkeys("".join(firsts[:n]) for n in (2, 3) if n <= len(firsts))
+    return tuple(found)
+
+
+def phone_keys(number: str) -> tuple[str, ...]:
+    """The normalised number, and its last eight digits (a landline typed without area code)."""
+    if len(number) < 7:
+        return ()
+    return (number, number[-8:]) if len(number) > 8 else (number,)

@@ -7,12 +7,15 @@ loosely, mistyped syllables and fuzzy sounds are read too.
 from __future__ import annotations
 
 import itertools
+import re
+import unicodedata
 from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import lru_cache
 
 from rapidfuzz.distance import Levenshtein
 
+from crm_store.customers import normalize_phone
 from crm_store.names import clean_text, normalize_company_name
 from crm_store.search.keys import (
     FUZZY_GROUPS,
@@ -40,12 +43,20 @@ class Query:
     spelling: str
     units: int
     need: int
+    digits: str | None = None  # the number, when the query is a phone number
+
+
+_PHONE_PUNCTUATION = re.compile(r"[\s\-()（）+.]")
 
 
 def parse(query: str) -> Query | None:
     text = clean_text(query)
     if not text:
         return None
+    bare = _PHONE_PUNCTUATION.sub("", unicodedata.normalize("NFKC", query))
+    if bare.isdigit() and len(bare) >= 7:
+        number = normalize_phone(query) or bare
+        return Query(text, number, True, (), (), number, 1, 1, digits=number)
     core = normalize_company_name(query) or text
     latin = text.isascii()
     if latin and text.endswith(LEGAL_SPELLINGS):  # "huaweijishuyouxiangongsi"

@@ -14,8 +14,11 @@ from crm_store.search.keys import CharInfo, char_info
 from crm_store.search.query import Query
 
 
-def text_score(q: Query, core: str, display: str) -> tuple[float, str]:
-    """Best of the character, sound, initials and fuzzy views of one name or alias core."""
+def text_score(q: Query, core: str, display: str, head: str = "") -> tuple[float, str]:
+    """Best of the character, sound, initials and fuzzy views of one name or alias core.
+
+    `head` is the region the name starts with (杭州): typed pinyin or initials may include it.
+    """
     best, kind = 0.0, "fuzzy"
     if not core:
         return best, kind
@@ -23,6 +26,8 @@ def text_score(q: Query, core: str, display: str) -> tuple[float, str]:
         best, kind = 82.0 + 15.0 * len(q.core) / len(core), "prefix"
     elif q.core in core:
         best, kind = 72.0 + 15.0 * len(q.core) / len(core), "substring"
+    if head and q.text != q.core and (head + core).startswith(q.text):  # 杭州云栖 for 杭州云栖科技
+        best, kind = max(best, 82.0 + 15.0 * len(q.text) / len(head + core)), "prefix"
     if q.text != q.core or not best:
         full = clean_text(display)
         if full.startswith(q.text):
@@ -38,6 +43,10 @@ def text_score(q: Query, core: str, display: str) -> tuple[float, str]:
     infos = [char_info(c) for c in core]
     if q.latin:
         score, how = _latin_score(q.text, infos)
+        if head and score < 88.0:
+            whole, whole_how = _latin_score(q.text, [char_info(c) for c in head] + infos)
+            if whole > score:
+                score, how = whole, whole_how
     elif best < 80.0:
         score, how = _sound_score(q, infos, core)
     else:
@@ -144,3 +153,10 @@ def _walk(text: str, readings: list[tuple[str, ...]], position: int, offset: int
         elif rest < len(reading) and reading.startswith(text[offset:]):
             return position + 0.5
     return None
+
+
+ABBREVIATION_SCORE = 88.0  # 青啤 for 青岛啤酒 is as telling as a long prefix of the name
+PHONE_SCORE = 97.0  # a whole number names one customer, nearly as surely as its name
+PHONE_TAIL_SCORE = 90.0  # a landline's last eight digits
+CONTACT_SCORE = 90.0  # a contact's name, typed in characters
+CONTACT_PINYIN_SCORE = 85.0
