@@ -693,12 +693,17 @@ def _split(joined: str) -> tuple[str, ...]:
 
 
 def _phone_score(number: str, phones: str) -> tuple[float, str, str]:
-    """A whole number, or (for a landline typed without its area code) its last eight digits."""
+    """A whole number, or a landline's last eight digits (typed without its area code)."""
     best: tuple[float, str, str] = (0.0, "", "phone")
     for phone in _split(phones):
         if phone == number:
             return PHONE_SCORE, phone, "phone"
-        if len(number) >= 8 and phone.endswith(number[-8:]) and best[0] < PHONE_TAIL_SCORE:
+        if (
+            phone.startswith("0")
+            and len(number) >= 8
+            and phone.endswith(number[-8:])
+            and best[0] < PHONE_TAIL_SCORE
+        ):
             best = (PHONE_TAIL_SCORE, phone, "phone")
     return best
 

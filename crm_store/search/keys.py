@@ -177,7 +177,7 @@ def abbreviations(core: str) -> tuple[str, ...]:
 
 
 def phone_keys(number: str) -> tuple[str, ...]:
-    """The normalised number, and its last eight digits (a landline typed without area code)."""
+    """The normalised number; a landline's last eight digits too (typed without area code)."""
     if len(number) < 7:
         return ()
-    return (number, number[-8:]) if len(number) > 8 else (number,)
+    return (number, number[-8:]) if len(number) > 8 and number.startswith("0") else (number,)
