@@ -26,7 +26,7 @@ from pathlib import Path
 from rapidfuzz import process
 
 from bench.corpus import QUERY_KINDS, generate_customers, generate_queries
-from crm_store.search_index import CustomerIndex
+from crm_store.search.index import CustomerIndex
 
 REP_SCOPE = 2_000
 

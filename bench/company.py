@@ -20,7 +20,7 @@ from crm_store.clock import SystemClock
 from crm_store.models import Customer
 from crm_store.models.messaging import InboxMessage, OutboxMessage
 from crm_store.names import normalize_company_name
-from crm_store.search_index import IndexedCustomer
+from crm_store.search.index import IndexedCustomer
 from crm_store.session import create_engine
 
 SALES_DEPARTMENT = 2

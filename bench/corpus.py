@@ -23,7 +23,7 @@ from crm_store.names import (
     clean_text,
 )
 from crm_store.names import normalize_company_name as core_of
-from crm_store.search_index import IndexedCustomer
+from crm_store.search.index import IndexedCustomer
 
 QueryKind = Literal[
     "exact",

@@ -25,7 +25,7 @@ from crm_store.models.customer import (
 )
 from crm_store.models.org import Staff
 from crm_store.models.sales import Lead, LeadStatus, Opportunity, OpportunityState, Task
-from crm_store.names import normalize_company_name, pinyin_keys
+from crm_store.names import clean_text, normalize_company_name, pinyin_keys, variant_cores
 from crm_store.phones import stored_phone
 from crm_store.scope import Actor, Scope
 
@@ -59,6 +59,7 @@ class DuplicateReason(StrEnum):
     NAME = "name"
     PHONE = "phone"
     NAME_AND_PHONE = "name_and_phone"
+    SIMILAR_NAME = "similar_name"  # one character different, same sound or look (篮海/蓝海)
 
 
 @dataclass(frozen=True)
@@ -222,36 +223,61 @@ async def find_duplicates(
     never its record: nothing else leaves this function.
     """
     number = normalize_phone(phone)
+    core = clean_text(name_core or "")  # a caller's raw spelling still compares (ＡＢＣ 科技)
     conditions = []
-    if name_core:
-        conditions.append(Customer.name_core == name_core)
+    if core:
+        conditions.append(Customer.name_core == core)
     if number:
         conditions.append(Customer.phone == number)
-    if not conditions:
-        return []
+    hints: list[DuplicateHint] = []
+    seen: set[int] = set()
+    if conditions:
+        for row in await session.execute(_duplicate_query(or_(*conditions), exclude_id, limit)):
+            customer_id, found_core, customer_phone, in_pool, owner_name = row
+            same_name = bool(core) and found_core == core
+            same_phone = number is not None and customer_phone == number
+            reason = (
+                DuplicateReason.NAME_AND_PHONE
+                if same_name and same_phone
+                else DuplicateReason.NAME
+                if same_name
+                else DuplicateReason.PHONE
+            )
+            hints.append(DuplicateHint(customer_id, _owner_label(in_pool, owner_name), reason))
+            seen.add(customer_id)
+    variants = variant_cores(core) if core and len(hints) < limit else []
+    for start in range(0, len(variants), _VARIANTS_PER_QUERY):
+        if len(hints) >= limit:
+            break
+        chunk = variants[start : start + _VARIANTS_PER_QUERY]
+        query = _duplicate_query(Customer.name_core.in_(chunk), exclude_id, limit - len(hints))
+        if seen:
+            query = query.where(Customer.id.not_in(sorted(seen)))
+        for customer_id, _core, _phone, in_pool, owner_name in await session.execute(query):
+            reason = DuplicateReason.SIMILAR_NAME
+            hints.append(DuplicateHint(customer_id, _owner_label(in_pool, owner_name), reason))
+            seen.add(customer_id)
+    return hints
+
+
+_VARIANTS_PER_QUERY = 800  # bound parameters per IN list, well under both databases' limits
+
+
+def _duplicate_query(condition: Any, exclude_id: int | None, limit: int) -> Any:
     query = (
         select(Customer.id, Customer.name_core, Customer.phone, Customer.in_pool, Staff.name)
         .outerjoin(Staff, Staff.userid == Customer.owner_id)
-        .where(or_(*conditions))
+        .where(condition)
         .order_by(Customer.id)
         .limit(limit)
     )
     if exclude_id is not None:
         query = query.where(Customer.id != exclude_id)
-    hints = []
-    for customer_id, core, customer_phone, in_pool, owner_name in await session.execute(query):
-        same_name = bool(name_core) and core == name_core
-        same_phone = number is not None and customer_phone == number
-        reason = (
-            DuplicateReason.NAME_AND_PHONE
-            if same_name and same_phone
-            else DuplicateReason.NAME
-            if same_name
-            else DuplicateReason.PHONE
-        )
-        owner = POOL_OWNER_NAME if in_pool else owner_name or NO_OWNER_NAME
-        hints.append(DuplicateHint(customer_id=customer_id, owner_name=owner, reason=reason))
-    return hints
+    return query
+
+
+def _owner_label(in_pool: bool, owner_name: str | None) -> str:
+    return POOL_OWNER_NAME if in_pool else owner_name or NO_OWNER_NAME
 
 
 # Writes --------------------------------------------------------------------------------------

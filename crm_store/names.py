@@ -250,6 +250,11 @@ def char_readings(char: str) -> tuple[str, ...]:
     return tuple(dict.fromkeys(r for r in readings if r in SYLLABLES))
 
 
+def _each_char(text: str) -> list[str]:
+    """pypinyin's `errors` hook: keep characters it has no reading for, one item each."""
+    return list(text)
+
+
 def _reading_positions(text: str) -> list[tuple[bool, list[str]]]:
     """(is_han, spellings) per Han character or latin/digit run, the phrase-aware reading first."""
     positions: list[tuple[bool, list[str]]] = []
@@ -257,7 +262,12 @@ def _reading_positions(text: str) -> list[tuple[bool, list[str]]]:
         if run.isascii():
             positions.append((False, [run]))
             continue
-        defaults = lazy_pinyin(run, style=Style.NORMAL, errors=lambda s: list(s))
+        # pypinyin documents list-returning `errors` hooks; its annotation says str only.
+        defaults: list[str] = lazy_pinyin(
+            run,
+            style=Style.NORMAL,
+            errors=_each_char,  # type: ignore[arg-type]
+        )
         if len(defaults) != len(run):
             defaults = [(char_readings(c) or ("",))[0] for c in run]
         for char, default in zip(run, defaults, strict=True):
@@ -295,4 +305,55 @@ def _variants(positions: list[list[str]], cap: int) -> list[str]:
                 found["".join(variant)] = None
                 if len(found) >= cap:
                     return list(found)
+    return list(found)
+
+
+LOOKALIKES: tuple[str, ...] = (
+    "己已巳", "未末", "戊戌戍", "日曰", "士土", "折拆", "侯候", "籍藉", "汩汨", "冶治", "孟盂",
+    "壶壸", "赢羸嬴", "刺剌", "析柝", "崇祟", "徽微", "茶荼", "候侯", "拔拨", "渴喝", "券卷",
+    "鸟乌", "免兔", "办为", "天夭", "王玉主", "人入八", "大太犬", "木本禾", "田由甲申",
+)  # fmt: skip
+"""Characters people mistake for one another by sight; one of them for another is a variant."""
+_LOOKALIKE: dict[str, frozenset[str]] = {}
+for _group in LOOKALIKES:
+    for _char in _group:
+        _LOOKALIKE[_char] = _LOOKALIKE.get(_char, frozenset()) | frozenset(_group) - {_char}
+del _group, _char
+
+
+@lru_cache(maxsize=1)
+def _homophones() -> dict[str, tuple[str, ...]]:
+    """GB2312 characters by toneless reading: the pool one-character variants come from."""
+    by_reading: dict[str, list[str]] = {}
+    for row in range(0xB0, 0xF8):
+        for col in range(0xA1, 0xFF):
+            try:
+                char = bytes((row, col)).decode("gb2312")
+            except UnicodeDecodeError:
+                continue
+            for reading in char_readings(char):
+                by_reading.setdefault(reading, []).append(char)
+    return {k: tuple(v) for k, v in by_reading.items()}
+
+
+def variant_cores(core: str, *, cap: int = 4000) -> list[str]:
+    """Cores one character away that sound the same or look alike (篮海 for 蓝海).
+
+    The line: same length, exactly one character different, and the two characters share a
+    toneless reading or stand in LOOKALIKES. 蓝天 is no variant of 蓝海 (海 and 天 differ in
+    sound and shape); 篮海 is (lán). Latin, digits and names under two characters have none.
+    """
+    if len(core) < 2:
+        return []
+    by_reading = _homophones()
+    found: dict[str, None] = {}
+    for at, char in enumerate(core):
+        near = set(_LOOKALIKE.get(char, ()))
+        for reading in char_readings(char):
+            near.update(by_reading.get(reading, ()))
+        near.discard(char)
+        for other in sorted(near):
+            found[core[:at] + other + core[at + 1 :]] = None
+            if len(found) >= cap:
+                return list(found)
     return list(found)

@@ -27,7 +27,7 @@ from handlers.kit.routing import Router
 from handlers.kit.state import StaleState, from_json, to_json
 
 D = TypeVar("D")
-STRONG_KINDS = frozenset({"exact", "alias", "learned"})
+STRONG_KINDS = frozenset({"exact", "alias", "learned", "phone"})  # a contact name may repeat
 MAX_CHOICES = 5
 _NUMBER = re.compile(r"(?:第)?([1-9])(?:个)?")
 

@@ -47,7 +47,12 @@ _SURNAMES = set(
 )
 NEW_USAGE = "新客户 <名称> [行业] [电话] [联系人]"
 NEW_EXAMPLE = "新客户 杭州云栖科技有限公司 软件 13800138000 王总"
-REASON_TEXT = {"name": "名称相近", "phone": "电话相同", "name_and_phone": "名称电话"}
+REASON_TEXT = {
+    "name": "名称相近",
+    "similar_name": "名称近似",
+    "phone": "电话相同",
+    "name_and_phone": "名称电话",
+}
 
 
 def parse_new_customer(argument: str) -> dict[str, str | None] | None:

@@ -70,6 +70,70 @@ async def test_find_duplicates_reveals_only_id_owner_name_and_reason(org: Org) -
         assert await customers.find_duplicates(session, name_core="不存在", phone=None) == []
 
 
+@pytest.mark.parametrize(
+    ("existing", "typed", "reason"),
+    [
+        ("篮海科技有限公司", "蓝海科技", DuplicateReason.SIMILAR_NAME),  # lán: same sound
+        ("ＡＢＣ科技有限公司", "ABC科技", DuplicateReason.NAME),  # full-width folds
+        ("蓝 海 科技有限公司", "蓝海科技", DuplicateReason.NAME),  # inner spaces fold
+        ("abc Technology Co., Ltd.", "ABC Technology", DuplicateReason.NAME),  # case folds
+        ("己方科技有限公司", "已方科技", DuplicateReason.SIMILAR_NAME),  # look-alike
+    ],
+)
+async def test_find_duplicates_catches_variants(
+    org: Org, existing: str, typed: str, reason: DuplicateReason
+) -> None:
+    actor = await _actor(org, "zhangsan")
+    async with org.sessions.begin() as session:
+        made = await customers.create_customer(
+            session, actor=actor, name=existing, now=org.clock.now()
+        )
+    async with org.sessions() as session:
+        hints = await customers.find_duplicates(
+            session, name_core=normalize_company_name(typed), phone=None
+        )
+    assert hints == [DuplicateHint(made.id, "张三", reason)]
+
+
+@pytest.mark.parametrize(
+    ("existing", "typed"),
+    [
+        ("蓝天科技有限公司", "蓝海科技"),  # one character, but neither sound nor look alike
+        ("蓝海科技有限公司", "蓝海"),  # a different length is another name
+        ("篮球海洋科技有限公司", "蓝海科技"),
+        ("ABD科技有限公司", "ABC科技"),  # latin letters have no homophones
+    ],
+)
+async def test_find_duplicates_leaves_near_but_different_names(
+    org: Org, existing: str, typed: str
+) -> None:
+    actor = await _actor(org, "zhangsan")
+    async with org.sessions.begin() as session:
+        await customers.create_customer(session, actor=actor, name=existing, now=org.clock.now())
+    async with org.sessions() as session:
+        core = normalize_company_name(typed)
+        assert await customers.find_duplicates(session, name_core=core, phone=None) == []
+
+
+async def test_exact_duplicates_come_before_variants_within_the_limit(org: Org) -> None:
+    actor = await _actor(org, "zhangsan")
+    async with org.sessions.begin() as session:
+        variant = await customers.create_customer(
+            session, actor=actor, name="篮海科技有限公司", now=org.clock.now()
+        )
+        same = await customers.create_customer(
+            session, actor=actor, name="蓝海科技有限公司", now=org.clock.now()
+        )
+    async with org.sessions() as session:
+        hints = await customers.find_duplicates(session, name_core="蓝海科技", phone=None)
+        assert [(h.customer_id, h.reason) for h in hints] == [
+            (same.id, DuplicateReason.NAME),
+            (variant.id, DuplicateReason.SIMILAR_NAME),
+        ]
+        one = await customers.find_duplicates(session, name_core="蓝海科技", phone=None, limit=1)
+        assert [h.customer_id for h in one] == [same.id]
+
+
 # Creating --------------------------------------------------------------------------------------
 
 

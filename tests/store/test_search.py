@@ -70,7 +70,7 @@ async def test_an_owner_change_moves_the_customer_out_of_the_old_owners_results(
 
 async def test_refresh_reads_through_a_burst_of_changes(org: Org, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     """An import touches many rows at once: the refresh pages to the end, not one page forever."""
-    import crm_store.search as search_module
+    import crm_store.search.service as search_module
 
     monkeypatch.setattr(search_module, "_PAGE", 3)
     search = CustomerSearch(refresh_seconds=0, clock=org.clock)
@@ -103,7 +103,7 @@ async def test_a_long_transactions_rows_are_caught_by_reconciliation(
     org: Org, monkeypatch
 ) -> None:  # type: ignore[no-untyped-def]
     """An import stamps its rows when it starts and commits much later, behind the look-back."""
-    import crm_store.search as search_module
+    import crm_store.search.service as search_module
 
     search = CustomerSearch(refresh_seconds=0, clock=org.clock)
     assert await _names(search, org, "wushi", "迟到") == []
@@ -119,3 +119,40 @@ async def test_a_long_transactions_rows_are_caught_by_reconciliation(
     assert await _names(search, org, "wushi", "迟到") == []  # invisible to the look-back
     monkeypatch.setattr(search_module, "RECONCILE_SECONDS", 0.0)
     assert "迟到的导入有限公司" in await _names(search, org, "wushi", "迟到")
+
+
+async def test_phones_and_contacts_find_their_customer_under_scope(org: Org) -> None:
+    """Contacts added later (another process) are indexed with their customer."""
+    from crm_store import contacts
+
+    search = CustomerSearch(refresh_seconds=0, clock=org.clock)
+    assert await _names(search, org, "zhangsan", "王建国") == []
+    org.clock.advance(seconds=2)
+    async with org.sessions.begin() as session:
+        await contacts.add_contact(
+            session,
+            actor_id="zhangsan",
+            customer_id=org.ids["c_zhang"],
+            name="王建国",
+            phone="139-1234-5678",
+            now=org.clock.now(),
+        )
+    async with org.sessions() as session:
+        scope = await org.scope(session, "zhangsan")
+        found = await search.search(session, scope=scope, query="王建国")
+        assert [(f.customer.name, f.hit.kind) for f in found] == [
+            ("上海张记贸易有限公司", "contact")
+        ]
+        by_phone = await search.search(session, scope=scope, query="+86 139 1234 5678")
+        assert [(f.customer.id, f.hit.kind) for f in by_phone] == [(org.ids["c_zhang"], "phone")]
+    assert await _names(search, org, "qianqi", "王建国") == []  # not in 钱七's scope
+    assert await _names(search, org, "qianqi", "13912345678") == []
+    assert await _names(search, org, "zhoujiu", "13912345678") == ["上海张记贸易有限公司"]
+
+
+async def test_a_share_lets_the_colleague_find_the_customer(org: Org) -> None:
+    search = CustomerSearch(refresh_seconds=0, clock=org.clock)
+    assert await _names(search, org, "qianqi", "有效共享") == ["有效共享有限公司"]
+    assert await _names(search, org, "qianqi", "过期共享") == []  # the share has ended
+    assert await _names(search, org, "zhangsan", "过期共享") == ["过期共享有限公司"]  # own
+    assert await _names(search, org, "zhangsan", "有效共享") == []

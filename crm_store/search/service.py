@@ -14,23 +14,22 @@ import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from crm_store import conversation
 from crm_store.clock import Clock, SystemClock
-from crm_store.customers import visible_ids
-from crm_store.models import Customer
+from crm_store.models import Contact, Customer, CustomerShare, LearnedPick, StaffDepartment
 from crm_store.names import normalize_company_name
 from crm_store.scope import Scope
-from crm_store.search_index import CustomerIndex, Hit, IndexedCustomer
+from crm_store.search.index import Allowed, CustomerIndex, Hit, IndexedCustomer, Owners
 
 log = logging.getLogger(__name__)
 
+SPARE_HITS = 3
 THREAD_THRESHOLD = 20_000  # above this many customers a search runs in a worker thread
 _LOAD_CHUNK = 20_000
 LOOKBACK = timedelta(seconds=5)
@@ -47,16 +46,55 @@ class Found:
     hit: Hit
 
 
-def _indexed(row: tuple[Any, ...]) -> IndexedCustomer:
-    cid, name, aliases, owner_id, in_pool, updated_at, last_followup_at = row
-    activity = max(t for t in (updated_at, last_followup_at, _EPOCH) if t is not None)
+People = dict[int, list[tuple[str, str | None]]]  # customer id -> its contacts (name, phone)
+
+
+def owner_key(owner_id: str | None, in_pool: bool, department_id: int | None) -> str | None:
+    """How the index files a customer for scoping: its owner, the pool (None), or "#<dept>"."""
+    if in_pool:
+        return None
+    if owner_id is None:
+        return f"#{department_id}" if department_id is not None else "#"
+    return owner_id
+
+
+def _indexed(row: Sequence[Any], people: People | None = None) -> IndexedCustomer:
+    cid, name, aliases, owner_id, in_pool, department_id, phone, updated_at, followup = row
+    activity = max(t for t in (updated_at, followup, _EPOCH) if t is not None)
+    contacts = (people or {}).get(cid, ())
+    phones = dict.fromkeys(p for p in (phone, *(p for _, p in contacts)) if p)
     return IndexedCustomer(
         id=cid,
         name=name,
         aliases=tuple(aliases or ()),
-        owner_id=None if in_pool else owner_id,
+        owner_id=owner_key(owner_id, in_pool, department_id),
         last_activity=activity.timestamp(),
+        phones=tuple(phones),
+        contacts=tuple(dict.fromkeys(n for n, _ in contacts if n)),
     )
+
+
+async def _people(session: AsyncSession, ids: Sequence[int]) -> People:
+    """Contacts of these customers, to index their names and phones with the customer."""
+    found: People = {}
+    for start in range(0, len(ids), 5_000):
+        chunk = ids[start : start + 5_000]
+        rows = await session.execute(
+            select(Contact.customer_id, Contact.name, Contact.phone)
+            .where(Contact.customer_id.in_(chunk))
+            .order_by(Contact.id)
+        )
+        for customer_id, name, phone in rows:
+            found.setdefault(customer_id, []).append((name, phone))
+    return found
+
+
+async def _read_rows(session: AsyncSession, query: Any) -> list[IndexedCustomer]:
+    rows = (await session.execute(query)).all()
+    if not rows:
+        return []
+    people = await _people(session, [r.id for r in rows])
+    return [_indexed(tuple(r), people) for r in rows]
 
 
 _COLUMNS = (
@@ -65,6 +103,8 @@ _COLUMNS = (
     Customer.aliases,
     Customer.owner_id,
     Customer.in_pool,
+    Customer.department_id,
+    Customer.phone,
     Customer.updated_at,
     Customer.last_followup_at,
 )
@@ -112,17 +152,10 @@ class CustomerSearch:
             last_id = 0
             while True:
                 async with sessions() as session:
-                    chunk = (
-                        await session.execute(
-                            select(*_COLUMNS)
-                            .where(Customer.id > last_id)
-                            .order_by(Customer.id)
-                            .limit(_LOAD_CHUNK)
-                        )
-                    ).all()
+                    chunk = await _read_rows(session, _chunk_after(last_id))
                 if not chunk:
                     break
-                rows.extend(_indexed(tuple(row)) for row in chunk)
+                rows.extend(chunk)
                 last_id = chunk[-1].id
             self.index = await asyncio.to_thread(CustomerIndex.build, rows)
             del rows
@@ -161,17 +194,10 @@ class CustomerSearch:
         rows: list[IndexedCustomer] = []
         last_id = 0
         while True:
-            chunk = (
-                await session.execute(
-                    select(*_COLUMNS)
-                    .where(Customer.id > last_id)
-                    .order_by(Customer.id)
-                    .limit(_LOAD_CHUNK)
-                )
-            ).all()
+            chunk = await _read_rows(session, _chunk_after(last_id))
             if not chunk:
                 break
-            rows.extend(_indexed(tuple(row)) for row in chunk)
+            rows.extend(chunk)
             last_id = chunk[-1].id
         self.index = await asyncio.to_thread(CustomerIndex.build, rows)
         del rows
@@ -200,14 +226,17 @@ class CustomerSearch:
             elif since is not None:
                 query = query.where(Customer.updated_at >= since)
             rows = (await session.execute(query)).all()
+            people = await _people(session, [r.id for r in rows]) if rows else {}
             # A page of an import is thousands of upserts: off the event loop.
             if len(rows) > 200:
-                changed += await asyncio.to_thread(self._apply_rows, rows)
+                changed += await asyncio.to_thread(self._apply_rows, rows, people)
             else:
-                changed += self._apply_rows(rows)
+                changed += self._apply_rows(rows, people)
             if len(rows) < _PAGE:
                 break
             cursor = (rows[-1].updated_at, rows[-1].id)
+        if since is not None:
+            changed += await self._apply_new_contacts(session, since)
         self._read_at = read_at
         horizon = read_at - LOOKBACK
         if self._applied:
@@ -215,36 +244,79 @@ class CustomerSearch:
         self._last_refresh = time.monotonic()
         return changed
 
-    def _apply_rows(self, rows: Sequence[Any]) -> int:
+    async def _apply_new_contacts(self, session: AsyncSession, since: datetime) -> int:
+        """A contact added to an unchanged customer: re-index that customer with it."""
+        owners = select(Contact.customer_id).where(Contact.created_at >= since).distinct()
+        ids = list(await session.scalars(owners.limit(_PAGE)))
+        if not ids:
+            return 0
+        rows = (await session.execute(select(*_COLUMNS).where(Customer.id.in_(ids)))).all()
+        people = await _people(session, ids)
+        for row in rows:
+            self.index.upsert(_indexed(tuple(row), people))
+        return len(rows)
+
+    def _apply_rows(self, rows: Sequence[Any], people: People) -> int:
         changed = 0
         for row in rows:
             if self._applied.get(row.id) != row.updated_at:
-                self.index.upsert(_indexed(tuple(row)))
+                self.index.upsert(_indexed(tuple(row), people))
                 self._applied[row.id] = row.updated_at
                 changed += 1
         return changed
 
     def note(self, customer: Customer) -> None:
-        """Index a customer this process just wrote, without waiting for the next refresh."""
-        self.index.upsert(
-            _indexed(
-                (
-                    customer.id,
-                    customer.name,
-                    customer.aliases,
-                    customer.owner_id,
-                    customer.in_pool,
-                    customer.updated_at,
-                    customer.last_followup_at,
-                )
-            )
-        )
+        """Index a customer this process just wrote, without waiting for the next refresh.
 
-    async def _allowed(self, session: AsyncSession, scope: Scope) -> frozenset[int] | None:
+        Its contacts are kept as indexed (the next refresh reads them from the database).
+        """
+        before = self.index.get(customer.id)
+        row = (
+            customer.id,
+            customer.name,
+            customer.aliases,
+            customer.owner_id,
+            customer.in_pool,
+            customer.department_id,
+            customer.phone,
+            customer.updated_at,
+            customer.last_followup_at,
+        )
+        fresh = _indexed(row)
+        if before is not None and before.contacts:
+            phones = dict.fromkeys((*fresh.phones, *before.phones[1:]))
+            fresh = replace(fresh, contacts=before.contacts, phones=tuple(phones))
+        self.index.upsert(fresh)
+
+    async def _allowed(self, session: AsyncSession, scope: Scope) -> Allowed:
+        """Who the actor may see, in the index's own terms: owners, pool, departments, shares.
+
+        No list of customer ids is read: the hits are re-read under the real scope anyway.
+        """
         actor = scope.actor
         if actor.sees_all or actor.is_service:
             return None
-        return frozenset(await visible_ids(session, scope))
+        members = actor.member_ids
+        departments = actor.visible_department_ids or frozenset()
+        if members is None:  # an Actor built by hand: resolve its departments' people now
+            members = frozenset(actor.visible_owner_ids or {actor.userid})
+            if departments:
+                members |= frozenset(
+                    await session.scalars(
+                        select(StaffDepartment.userid).where(
+                            StaffDepartment.department_id.in_(sorted(departments))
+                        )
+                    )
+                )
+        shared = await session.scalars(
+            select(CustomerShare.customer_id).where(
+                CustomerShare.userid == actor.userid,
+                or_(CustomerShare.until.is_(None), CustomerShare.until > scope.now),
+            )
+        )
+        keys: set[str | None] = {None, *members}
+        keys.update(f"#{d}" for d in departments)
+        return Owners(frozenset(keys), frozenset(shared))
 
     async def search(
         self,
@@ -258,36 +330,58 @@ class CustomerSearch:
         """Matches the actor may see, best first, re-read from the database under scope."""
         await self.refresh(session)
         allowed = await self._allowed(session, scope)
-        learned = await conversation.learned_for(
-            session, user_id=scope.actor.userid, query=learned_key(query)
-        )
         owner = scope.actor.userid
+        key = None if suggest else learned_key(query)
+        # A few spare hits: the index's view of owners may lag a change by a refresh.
+        wanted = limit + SPARE_HITS if allowed is not None else limit
 
-        def run() -> list[Hit]:
+        def run(learned: dict[int, float] | None = None) -> list[Hit]:
             if suggest:
-                return self.index.suggest(query, allowed=allowed, owner_id=owner, limit=limit)
+                return self.index.suggest(query, allowed=allowed, owner_id=owner, limit=wanted)
             return self.index.search(
-                query, allowed=allowed, owner_id=owner, learned=learned, limit=limit
+                query, allowed=allowed, owner_id=owner, learned=learned, limit=wanted
             )
 
+        hits = await self._off_loop(run)
+        rows = await self._read_hits(session, scope, [h.id for h in hits], owner, key)
+        learned = {c.id: float(n) for c, n in rows.values() if n}
+        if learned:  # picks the rep made before for these words: rank again with them
+            hits = await self._off_loop(lambda: run(learned))
+        found = [Found(rows[h.id][0], h) for h in hits if h.id in rows]
+        return found[:limit]
+
+    async def _off_loop(self, run: Callable[[], list[Hit]]) -> list[Hit]:
         if len(self.index) > THREAD_THRESHOLD:
             loop = asyncio.get_running_loop()
-            hits = await loop.run_in_executor(_SEARCH_THREAD, run)
-        else:
-            hits = run()
-        return await self._load_visible(session, scope, hits)
+            return await loop.run_in_executor(_SEARCH_THREAD, run)
+        return run()
 
-    async def _load_visible(
-        self, session: AsyncSession, scope: Scope, hits: Sequence[Hit]
-    ) -> list[Found]:
-        if not hits:
-            return []
-        ids = [h.id for h in hits]
-        rows = (
-            await session.scalars(select(Customer).where(Customer.id.in_(ids), scope.customers()))
-        ).all()
-        by_id = {c.id: c for c in rows}
-        return [Found(by_id[h.id], h) for h in hits if h.id in by_id]
+    async def _read_hits(
+        self,
+        session: AsyncSession,
+        scope: Scope,
+        ids: list[int],
+        userid: str,
+        key: str | None,
+    ) -> dict[int, tuple[Customer, int | None]]:
+        """The hits and the rep's learned picks for these words, under scope, in one query."""
+        wanted: Any = Customer.id.in_(ids)
+        picks = None
+        if key is not None:
+            mine = and_(LearnedPick.user_id == userid, LearnedPick.query == key[:100])
+            wanted = or_(wanted, Customer.id.in_(select(LearnedPick.customer_id).where(mine)))
+            picks = (
+                select(LearnedPick.hits)
+                .where(mine, LearnedPick.customer_id == Customer.id)
+                .scalar_subquery()
+            )
+        if not ids and picks is None:
+            return {}
+        columns: tuple[Any, ...] = (Customer, picks) if picks is not None else (Customer,)
+        rows = await session.execute(select(*columns).where(wanted, scope.customers()))
+        if picks is None:
+            return {c.id: (c, None) for (c,) in rows}
+        return {c.id: (c, n) for c, n in rows}
 
 
 def _settle_heap() -> None:
@@ -295,6 +389,10 @@ def _settle_heap() -> None:
     millions of long-lived objects would otherwise stall the event loop for tens of ms."""
     gc.collect()
     gc.freeze()
+
+
+def _chunk_after(last_id: int) -> Any:
+    return select(*_COLUMNS).where(Customer.id > last_id).order_by(Customer.id).limit(_LOAD_CHUNK)
 
 
 def learned_key(query: str) -> str:
