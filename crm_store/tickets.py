@@ -762,3 +762,56 @@ async def create_callback(
         now=now,
     )
     return task_id, person
+
+
+async def find_staff(session: AsyncSession, text: str) -> str | None:
+    """An active colleague by exact name or userid (转 #12 李四)."""
+    wanted = text.strip().lstrip("@")
+    return await session.scalar(
+        select(Staff.userid)
+        .where(Staff.active.is_(True), (Staff.name == wanted) | (Staff.userid == wanted))
+        .order_by(Staff.userid)
+        .limit(1)
+    )
+
+
+async def service_leaders(
+    session: AsyncSession, *, userids: set[str], department_id: int | None
+) -> dict[str | None, list[str]]:
+    """Leaders to tell about a breach, per assignee (None: an unassigned ticket); two queries.
+
+    The configured service department's leaders when there is one, else the leaders of the
+    assignee's own departments.
+    """
+    leaders_of: dict[int, list[str]] = {}
+    member_of: dict[str, set[int]] = {}
+    rows = await session.execute(
+        select(StaffDepartment.userid, StaffDepartment.department_id).where(
+            StaffDepartment.userid.in_(sorted(userids))
+        )
+    )
+    for userid, dept in rows.all():
+        member_of.setdefault(userid, set()).add(dept)
+    wanted = {d for ds in member_of.values() for d in ds}
+    if department_id is not None:
+        wanted.add(department_id)
+    leader_rows = await session.execute(
+        select(StaffDepartment.department_id, StaffDepartment.userid)
+        .join(Staff, Staff.userid == StaffDepartment.userid)
+        .where(
+            StaffDepartment.department_id.in_(sorted(wanted)),
+            StaffDepartment.is_leader.is_(True),
+            Staff.active.is_(True),
+        )
+        .order_by(StaffDepartment.userid)
+    )
+    for dept, userid in leader_rows.all():
+        leaders_of.setdefault(dept, []).append(userid)
+    fixed = leaders_of.get(department_id, []) if department_id is not None else []
+    result: dict[str | None, list[str]] = {None: fixed}
+    for userid in userids:
+        found = fixed or sorted(
+            {u for d in member_of.get(userid, ()) for u in leaders_of.get(d, [])}
+        )
+        result[userid] = [u for u in found if u != userid]
+    return result

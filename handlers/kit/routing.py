@@ -32,6 +32,9 @@ CommandHandler = Callable[[HandlerContext, str], Awaitable[list[Reply]]]
 CardHandler = Callable[[HandlerContext, Any], Awaitable[list[Reply]]]
 AnswerHandler = Callable[[HandlerContext, str, Any], Awaitable[list[Reply] | None]]
 EventHandler = Callable[[HandlerContext, Any], Awaitable[list[Reply]]]
+OtherwiseHandler = Callable[
+    [HandlerContext, TextMessage | OtherMessage], Awaitable[list[Reply] | None]
+]
 
 EVERYONE: frozenset[str] = frozenset(r.value for r in Role)
 ROLE_TITLES = {
@@ -103,6 +106,7 @@ class Router:
         self.slots: list[Slot[Any]] = []
         self.answers: list[_Answer] = []
         self.events: list[tuple[type[Inbound], EventHandler]] = []
+        self.otherwise_handlers: list[OtherwiseHandler] = []
 
     def command(
         self,
@@ -190,6 +194,14 @@ class Router:
             return handler
 
         return register
+
+    def otherwise(self, handler: OtherwiseHandler) -> OtherwiseHandler:
+        """What a person says that no command or question took (text, a picture, a file).
+
+        Asked before the "did not understand" answer and before the events; None passes on.
+        """
+        self.otherwise_handlers.append(handler)
+        return handler
 
 
 class Dispatcher:
@@ -326,9 +338,25 @@ class Dispatcher:
             replies = await answer.handler(ctx, text, waiting)
             if replies is not None:
                 return replies
+        taken = await self._otherwise(ctx)
+        if taken is not None:
+            return taken
         return [
             ctx.reply("help/unknown", text=text[:30], suggestions=self.suggest(text, ctx.role))
         ]
+
+    async def _otherwise(self, ctx: HandlerContext) -> list[Reply] | None:
+        message = ctx.message
+        if not isinstance(message, TextMessage | OtherMessage):
+            return None
+        for r in self.routers:
+            if ctx.role not in r.roles:
+                continue
+            for handler in r.otherwise_handlers:
+                replies = await handler(ctx, message)
+                if replies is not None:
+                    return replies
+        return None
 
     async def _card(self, action: CardAction, ctx: HandlerContext) -> list[Reply]:
         head, _, fields = action.event_key.partition(":")
@@ -346,6 +374,10 @@ class Dispatcher:
         return await route.handler(ctx, key)
 
     async def _event(self, message: Inbound, ctx: HandlerContext) -> list[Reply]:
+        if isinstance(message, OtherMessage) and message.msg_type in USER_MESSAGE_TYPES:
+            taken = await self._otherwise(ctx)
+            if taken is not None:
+                return taken
         for r in self.routers:
             if ctx.role not in r.roles:
                 continue
