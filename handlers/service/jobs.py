@@ -51,7 +51,8 @@ async def sla_notices(session: AsyncSession, *, now: datetime, tz: ZoneInfo) -> 
             customer=notice.customer_name or "—",
             content=notice.content[:60],
         )
-        key = f"sla:{notice.ticket_id}:{notice.target}:{notice.kind}:{int(notice.due_at.timestamp())}"
+        due_ts = int(notice.due_at.timestamp())
+        key = f"sla:{notice.ticket_id}:{notice.target}:{notice.kind}:{due_ts}"
         reply = MarkdownReply(recipients[0], content, extra_to=tuple(recipients[1:]))
         scheduled.append(Scheduled(key=key, reply=reply))
     return scheduled

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from crm_store import config_data, tickets
 from crm_store.models import Customer
@@ -66,7 +67,7 @@ async def show_ticket(ctx: HandlerContext, ticket_id: int) -> list[Reply]:
 @resolution.continues(ServiceStep.OPEN, TicketDraft)
 async def open_for(ctx: HandlerContext, customer: Customer, draft: TicketDraft) -> list[Reply]:
     """Open the ticket; the words come from the command, or from the messages held for it."""
-    text, attachments = draft.text, []
+    text, attachments = draft.text, list[dict[str, Any]]()
     if not text:
         held = await capture.take_held(ctx)
         if held is not None:

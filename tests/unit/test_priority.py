@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from handlers.service.priority import choose_priority, infer_category, infer_priority, stated_priority
+from handlers.service.priority import (
+    choose_priority,
+    infer_category,
+    infer_priority,
+    stated_priority,
+)
 
 # (what the customer said, the priority a service lead would give it)
 TABLE: list[tuple[str, str]] = [

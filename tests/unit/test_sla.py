@@ -14,8 +14,8 @@ TZ = ZoneInfo("Asia/Shanghai")
 HOURS = sla.BusinessHours(TZ)
 
 
-def local(*args: int) -> datetime:
-    return datetime(*args, tzinfo=TZ)
+def local(year: int, month: int, day: int, hour: int = 0, minute: int = 0) -> datetime:
+    return datetime(year, month, day, hour, minute, tzinfo=TZ)
 
 
 def test_within_one_day() -> None:
