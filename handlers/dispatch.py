@@ -15,10 +15,11 @@ from handlers.kit.inbound import Inbound
 from handlers.kit.replies import Reply
 from handlers.kit.routing import Dispatcher, Router
 from handlers.sales import ROUTERS as SALES
+from handlers.service import ROUTERS as SERVICE
 
 
 def routers() -> list[Router]:
-    return [help_commands.router, customer_resolution.router, *SALES]
+    return [help_commands.router, customer_resolution.router, *SALES, *SERVICE]
 
 
 @lru_cache(maxsize=1)

@@ -1,25 +1,30 @@
-"""Customer service: tickets with SLA times and an event history."""
+"""Customer service: tickets, their history, and one SLA clock per ticket and target."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import ForeignKey, Index, String, Text
+from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from crm_store.base import Base, IntPk, UtcDatetime
+from crm_store.base import Base, BigId, IntPk, JsonType, UtcDatetime
 
 if TYPE_CHECKING:
     from crm_store.models.customer import Customer
 
 
 class TicketStatus(StrEnum):
-    OPEN = "open"
+    OPEN = "open"  # new, nobody has taken it yet
     IN_PROGRESS = "in_progress"
+    WAITING = "waiting"  # waiting on the customer: the SLA clocks pause
     RESOLVED = "resolved"
     CLOSED = "closed"
+    MERGED = "merged"  # folded into another ticket, its history kept
+
+
+ACTIVE_STATUSES = (TicketStatus.OPEN, TicketStatus.IN_PROGRESS, TicketStatus.WAITING)
 
 
 class Priority(StrEnum):
@@ -27,6 +32,19 @@ class Priority(StrEnum):
     P2 = "P2"
     P3 = "P3"
     P4 = "P4"
+
+
+class SlaTarget(StrEnum):
+    FIRST_RESPONSE = "first_response"
+    NEXT_RESPONSE = "next_response"
+    RESOLUTION = "resolution"
+
+
+class ClockState(StrEnum):
+    RUNNING = "running"
+    PAUSED = "paused"
+    MET = "met"
+    OFF = "off"  # not started (next response before the customer came back) or cancelled
 
 
 class Ticket(Base):
@@ -41,14 +59,22 @@ class Ticket(Base):
     contact_id: Mapped[int | None] = mapped_column(ForeignKey("contacts.id"))
     opened_by: Mapped[str] = mapped_column(ForeignKey("staff.userid"), index=True)
     assignee_id: Mapped[str | None] = mapped_column(ForeignKey("staff.userid"), index=True)
+    # Whom the assignment rule chose: the round robin continues after the last one.
+    auto_assignee_id: Mapped[str | None] = mapped_column(String(64))
     priority: Mapped[str] = mapped_column(String(2), default=Priority.P3.value)
     category: Mapped[str] = mapped_column(String(32))
     status: Mapped[str] = mapped_column(String(16), default=TicketStatus.OPEN.value)
-    sla_due_at: Mapped[datetime | None]
+    sla_due_at: Mapped[datetime | None]  # the earliest running SLA deadline, for lists
     first_response_at: Mapped[datetime | None]
+    last_response_at: Mapped[datetime | None]
     resolved_at: Mapped[datetime | None]
     closed_at: Mapped[datetime | None]
     content: Mapped[str] = mapped_column(Text)
+    resolution: Mapped[str | None] = mapped_column(Text)
+    attachments: Mapped[list[dict[str, Any]]] = mapped_column(JsonType, default=list)
+    merged_into_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("tickets.id"))
+    satisfaction: Mapped[int | None] = mapped_column(Integer)
+    satisfaction_note: Mapped[str | None] = mapped_column(Text)
     source_key: Mapped[str | None] = mapped_column(String(128), unique=True)
     created_at: Mapped[UtcDatetime]
     updated_at: Mapped[UtcDatetime]
@@ -69,6 +95,35 @@ class TicketEvent(Base):
     kind: Mapped[str] = mapped_column(String(32))
     actor_id: Mapped[str | None] = mapped_column(String(64))
     note: Mapped[str | None] = mapped_column(Text)
+    source_key: Mapped[str | None] = mapped_column(String(128), index=True)
     at: Mapped[UtcDatetime]
 
     ticket: Mapped[Ticket] = relationship(back_populates="events", lazy="raise")
+
+
+class TicketSla(Base):
+    """One SLA clock: its budget, time used while it ran, and the warning and breach moments.
+
+    A running clock has due_at/warn_at; pausing folds the time run into used_seconds and clears
+    them, so the scheduler's query never sees paused, met or stopped clocks.
+    """
+
+    __tablename__ = "ticket_slas"
+    __table_args__ = (
+        Index("ix_ticket_slas_warn_at", "warn_at"),
+        Index("ix_ticket_slas_due_at", "due_at"),
+    )
+
+    ticket_id: Mapped[int] = mapped_column(
+        BigId, ForeignKey("tickets.id", ondelete="CASCADE"), primary_key=True
+    )
+    target: Mapped[str] = mapped_column(String(16), primary_key=True)
+    state: Mapped[str] = mapped_column(String(8), default=ClockState.OFF.value)
+    budget_seconds: Mapped[int] = mapped_column(Integer)
+    business_hours: Mapped[bool] = mapped_column(Boolean, default=False)
+    used_seconds: Mapped[int] = mapped_column(Integer, default=0)
+    started_at: Mapped[datetime | None]  # start of the current running stretch
+    warn_at: Mapped[datetime | None]
+    due_at: Mapped[datetime | None]
+    met_at: Mapped[datetime | None]
+    breached: Mapped[bool] = mapped_column(Boolean, default=False)

@@ -36,6 +36,9 @@ CardHandler = Callable[[HandlerContext, Any], Awaitable[list[Reply]]]
 AnswerHandler = Callable[[HandlerContext, str, Any], Awaitable[list[Reply] | None]]
 EventHandler = Callable[[HandlerContext, Any], Awaitable[list[Reply]]]
 InterruptHandler = Callable[[HandlerContext, Any], Awaitable[list[Reply]]]
+OtherwiseHandler = Callable[
+    [HandlerContext, TextMessage | OtherMessage], Awaitable[list[Reply] | None]
+]
 
 EVERYONE: frozenset[str] = frozenset(r.value for r in Role)
 ROLE_TITLES = {
@@ -127,6 +130,7 @@ class Router:
         self.confirmations: list[tuple[Slot[Any], InterruptHandler]] = []
         self.events: list[tuple[type[Inbound], EventHandler]] = []
         self.jobs: list[Job] = []
+        self.otherwise_handlers: list[OtherwiseHandler] = []
 
     def command(
         self,
@@ -260,6 +264,14 @@ class Router:
         return declare(
             self.jobs, name, schedule, workdays_only=workdays_only, grace=grace, audience=self.name
         )
+
+    def otherwise(self, handler: OtherwiseHandler) -> OtherwiseHandler:
+        """What a person says that no command or question took (text, a picture, a file).
+
+        Asked before the "did not understand" answer and before the events; None passes on.
+        """
+        self.otherwise_handlers.append(handler)
+        return handler
 
 
 class Dispatcher:
@@ -410,6 +422,9 @@ class Dispatcher:
             replies = await answer.handler(ctx, text, waiting)
             if replies is not None:
                 return replies
+        taken = await self._otherwise(ctx)
+        if taken is not None:
+            return taken
         return [
             ctx.reply("help/unknown", text=text[:30], suggestions=self.suggest(text, ctx.role))
         ]
@@ -430,6 +445,19 @@ class Dispatcher:
             notes += await handler(ctx, slot.decode(live.value))
         return notes
 
+    async def _otherwise(self, ctx: HandlerContext) -> list[Reply] | None:
+        message = ctx.message
+        if not isinstance(message, TextMessage | OtherMessage):
+            return None
+        for r in self.routers:
+            if ctx.role not in r.roles:
+                continue
+            for handler in r.otherwise_handlers:
+                replies = await handler(ctx, message)
+                if replies is not None:
+                    return replies
+        return None
+
     async def _card(self, action: CardAction, ctx: HandlerContext) -> list[Reply]:
         head, _, fields = action.event_key.partition(":")
         route = self._cards.get(head)
@@ -446,6 +474,10 @@ class Dispatcher:
         return await route.handler(ctx, key)
 
     async def _event(self, message: Inbound, ctx: HandlerContext) -> list[Reply]:
+        if isinstance(message, OtherMessage) and message.msg_type in USER_MESSAGE_TYPES:
+            taken = await self._otherwise(ctx)
+            if taken is not None:
+                return taken
         for r in self.routers:
             if ctx.role not in r.roles:
                 continue
