@@ -224,7 +224,7 @@ async def test_redis_is_a_fast_path_in_front_of_the_database(
         assert await c.run_due() == {"redis.morning": 0}  # Redis says taken: no DB claim
         assert len(calls.seen) == 2
         # When that claim's lease is over, the database answers: done, nothing to send.
-        await caches[1].client.delete(f"wecrm:job:redis.morning:{int(clock.now().timestamp())}")
+        await caches[1].delete(f"wecrm:job:redis.morning:{int(clock.now().timestamp())}")
         clock.advance(seconds=5)
         assert await c.run_due() == {"redis.morning": 0}
         assert len(calls.seen) == 2 and len(await outbox_keys(sessions)) == 2
@@ -263,7 +263,7 @@ async def test_a_dry_run_writes_nothing_and_a_manual_run_sends_once(
 async def test_scheduled_messages_reach_wecom_and_reminders_are_the_bots_job(
     bot: BotHarness,
 ) -> None:
-    assert [j.name for j in bot.runtime.scheduler.jobs] == ["reminders"]
+    assert [j.name for j in bot.runtime.scheduler.jobs] == ["reminders", "service.sla"]
     calls = Calls()
     jobs = [j for j in demo_jobs(calls) if j.name in ("demo.morning", "demo.monday")]
     worker = scheduler(bot.runtime.sessions, bot.clock, jobs)
