@@ -15,6 +15,7 @@ from sqlalchemy import func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_store import audit, config_data
+from crm_store.dialect import affected_rows
 from crm_store.models.audit import AuditEntry
 from crm_store.models.customer import (
     Customer,
@@ -488,7 +489,7 @@ async def release_to_pool(
             updated_at=now,
         )
     )
-    if result.rowcount != 1:
+    if affected_rows(result) != 1:
         return False
     session.add(
         CustomerOwnerHistory(
@@ -583,7 +584,7 @@ async def claim_from_pool(
             updated_at=now,
         )
     )
-    if claimed.rowcount != 1:
+    if affected_rows(claimed) != 1:
         return result(ClaimOutcome.NOT_IN_POOL)
     session.add(
         CustomerOwnerHistory(
@@ -686,9 +687,9 @@ async def handover(
         after={
             "owner_id": to_userid,
             "customers": len(customer_ids),
-            "opportunities": deals.rowcount,
-            "tasks": tasks.rowcount,
-            "leads": leads.rowcount,
+            "opportunities": affected_rows(deals),
+            "tasks": affected_rows(tasks),
+            "leads": affected_rows(leads),
         },
         source_key=source_key,
         now=now,

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import Table
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import CursorResult, Result
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 
@@ -25,3 +26,8 @@ def insert_ignore(
 
 def supports_skip_locked(session: AsyncSession | AsyncConnection) -> bool:
     return dialect_name(session) == "postgresql"
+
+
+def affected_rows(result: Result[Any]) -> int:
+    """Rows an UPDATE or DELETE touched (SQLAlchemy types rowcount on CursorResult only)."""
+    return cast("CursorResult[Any]", result).rowcount

@@ -221,7 +221,7 @@ class Scope:
             clauses.append(owner.in_(members))
         return or_(*clauses)
 
-    def _shared_ids(self, *, write: bool = False) -> Select[tuple[int]]:
+    def _shared_ids(self, *, write: bool = False) -> Select[int]:
         query = select(CustomerShare.customer_id).where(
             CustomerShare.userid == self.actor.userid,
             or_(CustomerShare.until.is_(None), CustomerShare.until > self.now),
@@ -256,7 +256,7 @@ class Scope:
         shares; never the pool unless ALL; service's read-everything does not extend to this."""
         return self._customer_rule(Customer, reads=False)
 
-    def visible_customer_ids(self) -> Select[tuple[int]]:
+    def visible_customer_ids(self) -> Select[int]:
         """A subquery of readable customer ids, for filtering children of customers."""
         alias = aliased(Customer)
         return select(alias.id).where(self._customer_rule(alias, reads=True)).correlate(None)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from enum import StrEnum
 from functools import partial
@@ -77,7 +78,7 @@ class ExportKind(StrEnum):
 
 
 KIND_LABELS = {"customers": "客户", "leads": "线索", "followups": "跟进记录"}
-IMPORTERS = {
+IMPORTERS: dict[ImportKind, Callable[..., Awaitable[importer.ImportReport]]] = {
     ImportKind.CUSTOMERS: importer.import_customers,
     ImportKind.LEADS: importer.import_leads,
     ImportKind.FOLLOWUPS: importer.import_followups,
@@ -179,7 +180,7 @@ def import_command(
         await check_actor(session, actor)
         from tqdm import tqdm
 
-        import_rows = IMPORTERS[kind]
+        import_rows: Callable[..., Awaitable[importer.ImportReport]] = IMPORTERS[kind]
         if kind is ImportKind.FOLLOWUPS:
             import_rows = partial(importer.import_followups, tz=tz)
         with tqdm(

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final
 
-import xmltodict  # type: ignore[import-untyped]
-from wechatpy.work import events as wx_events  # type: ignore[import-untyped]
+import xmltodict
+from wechatpy.work import events as wx_events
 from wechatpy.work import messages as wx_messages
 from wechatpy.work import parse_message
 

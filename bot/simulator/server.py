@@ -241,7 +241,8 @@ class WeComSimulator:
         self, from_user: str, event: str, **fields: FieldValue
     ) -> tuple[int, str]:
         """An event from a member (or from 'sys' for contact changes)."""
-        return await self.sender.send_event(self._bot_url(), from_user, event, **fields)
+        extra: dict[str, Any] = dict(fields)  # field names never collide with create_time
+        return await self.sender.send_event(self._bot_url(), from_user, event, **extra)
 
     async def click_card(
         self,

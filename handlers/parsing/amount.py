@@ -3,7 +3,7 @@
 import re
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 
-import cn2an  # type: ignore[import-untyped]
+import cn2an
 
 from handlers.parsing._chars import CN_DIGITS, after_number, fold_width
 

@@ -13,8 +13,8 @@ from datetime import date, datetime, time, timedelta
 from enum import Enum
 from zoneinfo import ZoneInfo
 
-import chinese_calendar  # type: ignore[import-untyped]
-import cn2an  # type: ignore[import-untyped]
+import chinese_calendar
+import cn2an
 
 from handlers.parsing._chars import CN_DIGITS, after_number, fold_width
 
