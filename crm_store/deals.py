@@ -422,7 +422,7 @@ async def move_stage(
     before = audit.snapshot(opportunity, _STAGE_FIELDS)
     opportunity.stage = target.name
     opportunity.probability = _probability(target)
-    opportunity.state = target.outcome.value
+    opportunity.state = target.outcome
     opportunity.lost_reason = reason if target.outcome is OpportunityState.LOST else None
     opportunity.updated_at = now
     await session.flush()

@@ -326,7 +326,7 @@ def start(
         clocks[target] = clock
     clock.budget_seconds, clock.business_hours = budget, business
     clock.used_seconds, clock.met_at, clock.breached = 0, None, False
-    clock.state = ClockState.RUNNING.value
+    clock.state = ClockState.RUNNING
     _schedule(clock, policy.hours, now)
     return clock
 
@@ -336,7 +336,7 @@ def meet(clock: TicketSla | None, policy: SlaPolicy, now: datetime) -> None:
     if clock is None or clock.state not in (ClockState.RUNNING.value, ClockState.PAUSED.value):
         return
     _fold_run(clock, policy.hours, now)
-    clock.state = ClockState.MET.value
+    clock.state = ClockState.MET
     clock.met_at = now
     clock.breached = clock.used_seconds > clock.budget_seconds
 
@@ -346,7 +346,7 @@ def stop(clock: TicketSla | None, policy: SlaPolicy, now: datetime) -> None:
     if clock is None or clock.state in (ClockState.MET.value, ClockState.OFF.value):
         return
     _fold_run(clock, policy.hours, now)
-    clock.state = ClockState.OFF.value
+    clock.state = ClockState.OFF
 
 
 def pause_all(clocks: Iterable[TicketSla], policy: SlaPolicy, now: datetime) -> None:
@@ -354,13 +354,13 @@ def pause_all(clocks: Iterable[TicketSla], policy: SlaPolicy, now: datetime) -> 
         if clock.state == ClockState.RUNNING.value:
             _fold_run(clock, policy.hours, now)
             clock.breached = clock.used_seconds > clock.budget_seconds
-            clock.state = ClockState.PAUSED.value
+            clock.state = ClockState.PAUSED
 
 
 def resume_all(clocks: Iterable[TicketSla], policy: SlaPolicy, now: datetime) -> None:
     for clock in clocks:
         if clock.state == ClockState.PAUSED.value:
-            clock.state = ClockState.RUNNING.value
+            clock.state = ClockState.RUNNING
             _schedule(clock, policy.hours, now)
 
 
@@ -368,7 +368,7 @@ def resume(clock: TicketSla | None, policy: SlaPolicy, now: datetime) -> None:
     """Run a met or stopped clock again with the time it had used (a reopened ticket)."""
     if clock is None or clock.state == ClockState.RUNNING.value:
         return
-    clock.state, clock.met_at = ClockState.RUNNING.value, None
+    clock.state, clock.met_at = ClockState.RUNNING, None
     _schedule(clock, policy.hours, now)
 
 

@@ -443,7 +443,7 @@ async def take(
             raise Refused("already_yours", status=t.status, number=t.number)
         t.assignee_id = me
         if t.status == TicketStatus.OPEN.value:
-            t.status = TicketStatus.IN_PROGRESS.value
+            t.status = TicketStatus.IN_PROGRESS
 
     return await _work(session, scope, source_key, now, tz).run(
         ticket_id, Action.TAKE, "taken", None, apply
@@ -517,7 +517,7 @@ async def reply(
             sla.meet(c.get(SlaTarget.NEXT_RESPONSE.value), p, now)
         t.last_response_at = now
         if t.status == TicketStatus.OPEN.value:
-            t.status = TicketStatus.IN_PROGRESS.value
+            t.status = TicketStatus.IN_PROGRESS
             t.assignee_id = t.assignee_id or me
 
     return await _work(session, scope, source_key, now, tz).run(
@@ -537,7 +537,7 @@ async def wait(
     """等待: waiting on the customer; every running clock pauses."""
 
     async def apply(t: Ticket, c: dict[str, TicketSla], p: sla.SlaPolicy) -> None:
-        t.status = TicketStatus.WAITING.value
+        t.status = TicketStatus.WAITING
         sla.pause_all(c.values(), p, now)
 
     return await _work(session, scope, source_key, now, tz).run(
@@ -557,7 +557,7 @@ async def resume(
     """继续: the customer came back; the clocks run again and a next response is due."""
 
     async def apply(t: Ticket, c: dict[str, TicketSla], p: sla.SlaPolicy) -> None:
-        t.status = TicketStatus.IN_PROGRESS.value if t.assignee_id else TicketStatus.OPEN.value
+        t.status = TicketStatus.IN_PROGRESS if t.assignee_id else TicketStatus.OPEN
         sla.resume_all(c.values(), p, now)
         if t.first_response_at is not None:
             sla.start(c, t, SlaTarget.NEXT_RESPONSE.value, p, now)
@@ -581,7 +581,7 @@ async def resolve(
     me = scope.actor.userid
 
     async def apply(t: Ticket, c: dict[str, TicketSla], p: sla.SlaPolicy) -> None:
-        t.status = TicketStatus.RESOLVED.value
+        t.status = TicketStatus.RESOLVED
         t.resolution = text
         t.resolved_at = now
         t.assignee_id = t.assignee_id or me
@@ -606,7 +606,7 @@ async def close(
     """关闭: a resolved ticket is done with."""
 
     async def apply(t: Ticket, _c: dict[str, TicketSla], _p: sla.SlaPolicy) -> None:
-        t.status = TicketStatus.CLOSED.value
+        t.status = TicketStatus.CLOSED
         t.closed_at = now
 
     return await _work(session, scope, source_key, now, tz).run(
@@ -627,7 +627,7 @@ async def reopen(
     """重开: the problem is back; resolution runs on with its used time, a next response is due."""
 
     async def apply(t: Ticket, c: dict[str, TicketSla], p: sla.SlaPolicy) -> None:
-        t.status = TicketStatus.IN_PROGRESS.value if t.assignee_id else TicketStatus.OPEN.value
+        t.status = TicketStatus.IN_PROGRESS if t.assignee_id else TicketStatus.OPEN
         t.resolved_at = t.closed_at = None
         sla.resume(c.get(SlaTarget.RESOLUTION.value), p, now)
         sla.start(c, t, SlaTarget.NEXT_RESPONSE.value, p, now)
@@ -653,7 +653,7 @@ async def set_priority(
     async def apply(t: Ticket, c: dict[str, TicketSla], p: sla.SlaPolicy) -> None:
         if t.priority == priority.value:
             raise Refused("same_priority", status=t.status, number=t.number)
-        t.priority = priority.value
+        t.priority = priority
         sla.rebudget(c.values(), t, p, now)
 
     return await _work(session, scope, source_key, now, tz).run(
@@ -677,7 +677,7 @@ async def merge(
     target = await _load(session, scope, into_id, Action.MERGE)
 
     async def apply(t: Ticket, c: dict[str, TicketSla], p: sla.SlaPolicy) -> None:
-        t.status = TicketStatus.MERGED.value
+        t.status = TicketStatus.MERGED
         t.merged_into_id = target.id
         for clock in c.values():
             sla.stop(clock, p, now)

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import Date, ForeignKey, Index, Integer, Numeric, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from crm_store.base import Base, IntPk, UtcDatetime
+from crm_store.base import Base, IntPk, StrEnumType, UtcDatetime
 
 if TYPE_CHECKING:
     from crm_store.models.customer import Customer
@@ -46,7 +46,7 @@ class Lead(Base):
     company: Mapped[str | None] = mapped_column(String(200))
     phone: Mapped[str | None] = mapped_column(String(32), index=True)
     source_channel: Mapped[str | None] = mapped_column(String(64))
-    status: Mapped[str] = mapped_column(String(16), default=LeadStatus.NEW.value)
+    status: Mapped[LeadStatus] = mapped_column(StrEnumType(LeadStatus, 16), default=LeadStatus.NEW)
     owner_id: Mapped[str | None] = mapped_column(ForeignKey("staff.userid"), index=True)
     converted_customer_id: Mapped[int | None] = mapped_column(ForeignKey("customers.id"))
     source_key: Mapped[str | None] = mapped_column(String(128), unique=True)
@@ -67,7 +67,9 @@ class Opportunity(Base):
     probability: Mapped[int] = mapped_column(Integer, default=0)
     expected_close_date: Mapped[date | None] = mapped_column(Date)
     owner_id: Mapped[str] = mapped_column(ForeignKey("staff.userid"))
-    state: Mapped[str] = mapped_column(String(8), default=OpportunityState.OPEN.value)
+    state: Mapped[OpportunityState] = mapped_column(
+        StrEnumType(OpportunityState, 8), default=OpportunityState.OPEN
+    )
     lost_reason: Mapped[str | None] = mapped_column(Text)
     source_key: Mapped[str | None] = mapped_column(String(128), unique=True)
     created_at: Mapped[UtcDatetime]

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from crm_store.base import Base, BigId, IntPk, JsonType, UtcDatetime
+from crm_store.base import Base, BigId, IntPk, JsonType, StrEnumType, UtcDatetime
 
 if TYPE_CHECKING:
     from crm_store.models.customer import Customer
@@ -61,9 +61,11 @@ class Ticket(Base):
     assignee_id: Mapped[str | None] = mapped_column(ForeignKey("staff.userid"), index=True)
     # Whom the assignment rule chose: the round robin continues after the last one.
     auto_assignee_id: Mapped[str | None] = mapped_column(String(64))
-    priority: Mapped[str] = mapped_column(String(2), default=Priority.P3.value)
+    priority: Mapped[Priority] = mapped_column(StrEnumType(Priority, 2), default=Priority.P3)
     category: Mapped[str] = mapped_column(String(32))
-    status: Mapped[str] = mapped_column(String(16), default=TicketStatus.OPEN.value)
+    status: Mapped[TicketStatus] = mapped_column(
+        StrEnumType(TicketStatus, 16), default=TicketStatus.OPEN
+    )
     sla_due_at: Mapped[datetime | None]  # the earliest running SLA deadline, for lists
     first_response_at: Mapped[datetime | None]
     last_response_at: Mapped[datetime | None]
@@ -118,7 +120,7 @@ class TicketSla(Base):
         BigId, ForeignKey("tickets.id", ondelete="CASCADE"), primary_key=True
     )
     target: Mapped[str] = mapped_column(String(16), primary_key=True)
-    state: Mapped[str] = mapped_column(String(8), default=ClockState.OFF.value)
+    state: Mapped[ClockState] = mapped_column(StrEnumType(ClockState, 8), default=ClockState.OFF)
     budget_seconds: Mapped[int] = mapped_column(Integer)
     business_hours: Mapped[bool] = mapped_column(Boolean, default=False)
     used_seconds: Mapped[int] = mapped_column(Integer, default=0)
