@@ -18,7 +18,7 @@ from crm_store.models import InboxMessage, OutboxMessage
 from tests.e2e.conftest import CORP_ID, BotHarness
 
 VECTORS = json.loads(
-    (Path(__file__).parents[2].parent / "shared" / "wecom" / "vectors.json").read_text()
+    (Path(__file__).parents[1] / "fixtures" / "wecom_vectors.json").read_text()
 )["vectors"]
 
 
