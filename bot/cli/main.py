@@ -106,10 +106,9 @@ def serve(
     ensure_migrated(settings.database_url)
     from bot.app import create_app
     from bot.logs import configure_logging
-    from bot.wecom.directory import actor_loader_factory
 
     configure_logging(settings.log_level, _secret_values(settings))
-    web_app = create_app(settings, role=role, actor_loader_factory=actor_loader_factory)
+    web_app = create_app(settings, role=role)
     typer.echo(f"wecrm {role} listening on http://{host}:{port} (callback: /wecom/callback)")
     web.run_app(web_app, host=host, port=port, print=None)
 
@@ -148,9 +147,11 @@ def _secret_values(settings: Settings) -> list[str]:
 def _register_admin_commands() -> None:
     from bot.cli.admin import register
     from bot.cli.config import config_app
+    from bot.cli.outbox import register as outbox_register
 
     register(app)
     app.add_typer(config_app, name="config")
+    outbox_register(app)
 
 
 _register_admin_commands()

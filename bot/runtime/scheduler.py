@@ -15,7 +15,8 @@ from zoneinfo import ZoneInfo
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.cache import Notifier
-from bot.runtime.worker import OUTBOX_CHANNEL, enqueue_replies
+from bot.runtime.channels import OUTBOX_CHANNEL
+from bot.runtime.outgoing import enqueue_replies
 from crm_store.clock import Clock
 from handlers.sales import reminders
 from handlers.sales.reminders import Scheduled

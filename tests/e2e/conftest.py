@@ -14,7 +14,6 @@ from bot.app import Runtime, create_app, runtime_key
 from bot.settings import Settings, load_settings
 from bot.simulator import WeComSimulator
 from crm_store.clock import FakeClock
-from crm_store.scope import load_actor
 
 CORP_ID = "wwe2ecorp000000001"
 SECRET = "e2e-secret-7Hq2Lm9Xv4Bn8Cz1Dw6Fy3Gt5Jk0Pa"
@@ -88,16 +87,6 @@ def make_settings(
     return load_settings(**values)
 
 
-def directory_free_loader(_client: Any, sessions: Any) -> Callable[[str], Any]:
-    """Actors from our database only (the tests create staff rows directly)."""
-
-    async def load(userid: str) -> Any:
-        async with sessions() as session:
-            return await load_actor(session, userid)
-
-    return load
-
-
 @pytest.fixture
 async def sim(clock: FakeClock) -> AsyncIterator[WeComSimulator]:
     simulator = WeComSimulator(CORP_ID, SECRET, AGENT_ID, TOKEN, AES_KEY, clock)
@@ -123,16 +112,18 @@ BotFactory = Callable[..., "AsyncIterator[BotHarness]"]
 def make_bot(
     sim: WeComSimulator, sim_base: str, db_url: str, clock: FakeClock, aiohttp_client: Any
 ) -> Callable[..., Any]:
-    """Build a bot (role web, loops driven by hand) with optional Redis and extra settings."""
+    """Build a bot (role web, loops driven by hand) with optional Redis and extra settings.
 
-    async def make(redis_url: str | None = None, loader: Any = None, **extra: Any) -> BotHarness:
+    Staff come from the database only unless a `fetcher` factory meets newcomers from WeCom."""
+
+    async def make(redis_url: str | None = None, fetcher: Any = None, **extra: Any) -> BotHarness:
         settings = make_settings(sim_base, db_url, redis_url, **extra)
         app = create_app(
             settings,
             role="web",
             clock=clock,
             background=False,
-            actor_loader_factory=loader or directory_free_loader,
+            person_fetcher_factory=fetcher,
         )
         client = await aiohttp_client(app)
         sim.callback_url = str(client.make_url("/wecom/callback"))

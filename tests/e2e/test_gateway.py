@@ -17,9 +17,9 @@ from bot.simulator import WeComSimulator
 from crm_store.models import InboxMessage, OutboxMessage
 from tests.e2e.conftest import CORP_ID, BotHarness
 
-VECTORS = json.loads(
-    (Path(__file__).parents[1] / "fixtures" / "wecom_vectors.json").read_text()
-)["vectors"]
+VECTORS = json.loads((Path(__file__).parents[1] / "fixtures" / "wecom_vectors.json").read_text())[
+    "vectors"
+]
 
 
 def vector(vector_id: str) -> dict[str, Any]:

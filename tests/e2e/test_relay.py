@@ -6,7 +6,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from bot.runtime.worker import enqueue_replies
+from bot.runtime.outgoing import enqueue_replies
 from crm_store.models import OutboxMessage
 from handlers.kit.replies import Reply
 from tests.e2e.conftest import BotHarness

@@ -292,9 +292,9 @@ async def test_collision_notice_can_skip_the_leader(crm: BotHarness) -> None:
 
 async def test_a_newcomer_is_fetched_from_wecom_on_first_message(make_bot: Any) -> None:
     """Nobody gets "who are you?": an unknown sender is looked up with user/get and added."""
-    from bot.wecom.directory import actor_loader_factory
+    from bot.wecom.directory import DirectoryPersonFetcher
 
-    bot: BotHarness = await make_bot(loader=actor_loader_factory)
+    bot: BotHarness = await make_bot(fetcher=DirectoryPersonFetcher)
     bot.sim.add_department(7, "华南销售", 1)
     bot.sim.add_user("newbie", "新同事", [7])
     [answer] = await bot.say("newbie", "我的客户")
