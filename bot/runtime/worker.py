@@ -327,7 +327,8 @@ class InboxWorker:
         self._heartbeat_task = asyncio.create_task(self.heartbeat.run())
         self._loops = [asyncio.create_task(self._loop()) for _ in range(self.concurrency)]
         try:
-            await asyncio.gather(*self._loops)
+            # A loop that stop() cancelled past the grace period ends the run, not an error.
+            await asyncio.gather(*self._loops, return_exceptions=True)
         finally:
             for task in (*self._loops, self._heartbeat_task):
                 task.cancel()

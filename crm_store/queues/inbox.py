@@ -170,13 +170,13 @@ async def claim_next(
     return claimed[0] if claimed else None
 
 
-def _held(message: ClaimedMessage, now: datetime) -> ColumnElement[bool]:
-    """Still ours: processing, leased to this worker, and the lease has not run out."""
+def _held(message: ClaimedMessage) -> ColumnElement[bool]:
+    """Still ours: processing and leased to this worker. A lease that ran out but that nobody
+    took over still counts (on SQLite, nobody can while our transaction holds the writer)."""
     return and_(
         InboxMessage.id == message.id,
         InboxMessage.status == INBOX_PROCESSING,
         InboxMessage.lease_owner == message.lease_owner,
-        InboxMessage.lease_until >= now,
     )
 
 
@@ -225,10 +225,10 @@ async def release(session: AsyncSession, *, worker_id: str, ids: Iterable[int] |
 
 
 async def mark_done(session: AsyncSession, *, message: ClaimedMessage, now: datetime) -> None:
-    """Finish inside the handler's transaction; raises LeaseLost unless the lease still holds."""
+    """Finish inside the handler's transaction; raises LeaseLost if another worker took it over."""
     result = await session.execute(
         update(InboxMessage)
-        .where(_held(message, now))
+        .where(_held(message))
         .values(status=INBOX_DONE, finished_at=now, lease_owner=None, lease_until=None, error=None)
     )
     if _rowcount(result) != 1:
@@ -241,7 +241,7 @@ async def mark_failed(
     """Record a handler error; False if another worker owns the message by now."""
     result = await session.execute(
         update(InboxMessage)
-        .where(_held(message, now))
+        .where(_held(message))
         .values(
             status=INBOX_FAILED,
             finished_at=now,
