@@ -249,7 +249,9 @@ class OutboxRelay:
                 room = min(
                     self.concurrency - len(self._sends), limit - finished - len(self._sends)
                 )
-                if room > 0 and not self._stopping.is_set():
+                # Claim in chunks, not for every freed slot: each claim is a transaction.
+                worth_it = room >= max(1, min(self.batch, self.concurrency) // 4)
+                if room > 0 and (worth_it or not self._sends) and not self._stopping.is_set():
                     try:
                         for reply, recent in await self._claim(min(room, self.batch)):
                             self._start(reply, recent)

@@ -11,7 +11,18 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import ColumnElement, CursorResult, Result, and_, case, exists, or_, select, update
+from sqlalchemy import (
+    ColumnElement,
+    CursorResult,
+    Result,
+    and_,
+    case,
+    exists,
+    literal_column,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.orm import aliased
 from sqlalchemy.orm.util import AliasedClass
@@ -80,7 +91,9 @@ def _claimable(
         row.status == INBOX_PENDING,
         and_(row.status == INBOX_PROCESSING, row.lease_until < now),
     )
-    return and_(ready, is_head)
+    # Literal, so that both databases see the partial index's own predicate (0006).
+    unfinished = row.status.in_([literal_column("'pending'"), literal_column("'processing'")])
+    return and_(unfinished, ready, is_head)
 
 
 def _claimed(row: InboxMessage, worker_id: str) -> ClaimedMessage:

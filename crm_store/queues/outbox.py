@@ -17,6 +17,7 @@ from sqlalchemy import (
     case,
     exists,
     func,
+    literal_column,
     or_,
     select,
     update,
@@ -90,7 +91,9 @@ def _claimable(
         and_(row.status == OUTBOX_PENDING, row.next_attempt_at <= now),
         and_(row.status == OUTBOX_SENDING, row.lease_until < now),
     )
-    return and_(ready, is_head)
+    # Literal, so that both databases see the partial index's own predicate (0006).
+    unfinished = row.status.in_([literal_column("'pending'"), literal_column("'sending'")])
+    return and_(unfinished, ready, is_head)
 
 
 async def claim_due(
