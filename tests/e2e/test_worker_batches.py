@@ -9,7 +9,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-from sqlalchemy import event, func, select, text
+from sqlalchemy import event, func, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from bot.cache import LocalCache, Notifier
@@ -116,7 +116,7 @@ async def test_a_batch_costs_two_commits_and_a_failure_rolls_back_only_itself(
     async def flaky(message: Any, ctx: Any) -> Any:
         if getattr(message, "text", "") == "boom":
             await ctx.session.execute(
-                InboxMessage.__table__.insert().values(
+                insert(InboxMessage).values(
                     dedup_key="side-effect",
                     user_id="x",
                     kind="text",
@@ -365,7 +365,7 @@ async def test_stop_past_the_grace_rolls_back_and_hands_back(
         assert isinstance(message, TextMessage)
         if message.text == "stuck":
             await ctx.session.execute(
-                InboxMessage.__table__.insert().values(
+                insert(InboxMessage).values(
                     dedup_key="half-done",
                     user_id="x",
                     kind="text",
