@@ -11,6 +11,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Final, Literal
 
 import aiohttp
@@ -24,11 +25,11 @@ from bot.gateway.callback import INBOX_CHANNEL, CallbackState, add_routes, callb
 from bot.gateway.crypto import WeComCrypto
 from bot.runtime.relay import OutboxRelay
 from bot.runtime.scheduler import Scheduler
-from bot.runtime.worker import ActorLoader, InboxWorker
+from bot.runtime.worker import InboxWorker, PersonFetcher
 from bot.serve import ServerLimits
 from bot.settings import Settings
 from bot.wecom.client import WeComClient
-from bot.wecom.directory import contact_change_handler
+from bot.wecom.directory import DirectoryPersonFetcher, contact_change_handler
 from crm_store.clock import Clock, SystemClock
 from crm_store.search import CustomerSearch
 from crm_store.session import create_engine, session_factory
@@ -56,7 +57,14 @@ class Runtime:
     search: CustomerSearch
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
+    async def stop_loops(self) -> None:
+        """SIGTERM: hand back unstarted work at once, finish running work within the grace
+        period (WECRM_SHUTDOWN_GRACE). Idempotent: the app's shutdown and close both call it."""
+        grace = self.settings.shutdown_grace
+        await asyncio.gather(self.worker.stop(grace), self.relay.stop(grace))
+
     async def close(self) -> None:
+        await self.stop_loops()
         for task in self.tasks:
             task.cancel()
         for task in self.tasks:
@@ -70,15 +78,19 @@ class Runtime:
 
 
 runtime_key: Final = web.AppKey("runtime", Runtime)
-ActorLoaderFactory = Callable[[WeComClient, async_sessionmaker[AsyncSession]], ActorLoader]
+PersonFetcherFactory = Callable[
+    [WeComClient, async_sessionmaker[AsyncSession], Clock], PersonFetcher
+]
 
 
 async def build_runtime(
     settings: Settings,
     *,
     clock: Clock | None = None,
-    actor_loader_factory: ActorLoaderFactory | None = None,
+    person_fetcher_factory: PersonFetcherFactory | None = DirectoryPersonFetcher,
 ) -> Runtime:
+    """Everything the bot runs on; `person_fetcher_factory=None` meets nobody from WeCom
+    (the staff table is all there is), which tests with hand-made staff rows use."""
     clock = clock or SystemClock()
     engine = create_engine(settings.database_url, **settings.engine_options())
     sessions = session_factory(engine)
@@ -106,12 +118,21 @@ async def build_runtime(
         tz=settings.tz,
         notifier=notifier,
         dispatch=dispatch,
-        actor_loader=actor_loader_factory(client, sessions) if actor_loader_factory else None,
+        person_fetcher=(
+            person_fetcher_factory(client, sessions, clock) if person_fetcher_factory else None
+        ),
         search=search,
         on_contact_change=contact_change_handler(client, sessions, clock),
+        # SQLite has one writer: one batch loop; PostgreSQL runs batches side by side.
         concurrency=1 if engine.dialect.name == "sqlite" else 4,
     )
-    relay = OutboxRelay(sessions=sessions, client=client, clock=clock, notifier=notifier)
+    relay = OutboxRelay(
+        sessions=sessions,
+        client=client,
+        clock=clock,
+        notifier=notifier,
+        max_age=timedelta(hours=settings.outbox_max_age_hours),
+    )
     scheduler = Scheduler(
         sessions=sessions, clock=clock, tz=settings.tz, notifier=notifier, cache=cache
     )
@@ -165,7 +186,7 @@ def create_app(
     role: Role = "all",
     clock: Clock | None = None,
     background: bool = True,
-    actor_loader_factory: ActorLoaderFactory | None = None,
+    person_fetcher_factory: PersonFetcherFactory | None = DirectoryPersonFetcher,
     limits: ServerLimits | None = None,
 ) -> web.Application:
     """The web app; with background=False tests drive the worker and relay by hand."""
@@ -175,7 +196,7 @@ def create_app(
 
     async def runtime_ctx(app: web.Application) -> AsyncIterator[None]:
         runtime = await build_runtime(
-            settings, clock=clock, actor_loader_factory=actor_loader_factory
+            settings, clock=clock, person_fetcher_factory=person_fetcher_factory
         )
         app[runtime_key] = runtime
         batcher = InboxBatcher(
@@ -211,7 +232,12 @@ def create_app(
         await batcher.close()
         await runtime.close()
 
+    async def stop_loops(app: web.Application) -> None:
+        # Runs as soon as the server stops accepting (SIGTERM), before in-flight requests drain.
+        await app[runtime_key].stop_loops()
+
     app.cleanup_ctx.append(runtime_ctx)
+    app.on_shutdown.append(stop_loops)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     if serves_callbacks:

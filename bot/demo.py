@@ -20,7 +20,7 @@ from aiohttp import web
 from bot.app import Runtime, create_app, runtime_key
 from bot.settings import Settings, load_settings
 from bot.simulator import WeComSimulator
-from bot.wecom.directory import actor_loader_factory, sync_directory
+from bot.wecom.directory import sync_directory
 from crm_store.clock import SystemClock
 
 DEMO_AGENT_ID = 1000002
@@ -112,7 +112,7 @@ async def run_demo(
             WECRM_DATABASE_URL=database_url,
             WECRM_REDIS_URL="",
         )
-        app = create_app(settings, role="all", actor_loader_factory=actor_loader_factory)
+        app = create_app(settings, role="all")
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
         site = web.TCPSite(runner, host, port)

@@ -221,6 +221,10 @@ class RuntimeSettings(_FromEnvironment):
 
     redis_url: str | None = Field(None, validation_alias="WECRM_REDIS_URL")
     log_level: str = Field("INFO", validation_alias="WECRM_LOG_LEVEL")
+    # Seconds a stopping process (SIGTERM) gives running messages and sends to finish.
+    shutdown_grace: float = Field(10.0, ge=0, validation_alias="WECRM_SHUTDOWN_GRACE")
+    # A reply WeCom keeps refusing with transient errors is given up (dead letter) this late.
+    outbox_max_age_hours: float = Field(48.0, gt=0, validation_alias="WECRM_OUTBOX_MAX_AGE_HOURS")
 
     @field_validator("redis_url")
     @classmethod

@@ -195,8 +195,8 @@ async def _with_scheduler(
 ) -> T:
     """A scheduler of this one job on its own engine, as `wecrm` runs outside the bot."""
     from bot.cache import LocalCache, Notifier
+    from bot.runtime.leases import default_holder_id
     from bot.runtime.scheduler import Scheduler
-    from bot.runtime.worker import default_worker_id
     from crm_store.session import create_engine, session_factory
 
     engine = create_engine(url)
@@ -207,7 +207,7 @@ async def _with_scheduler(
             tz=tz,
             notifier=Notifier(LocalCache()),
             jobs=[job],
-            worker_id=default_worker_id("cli"),
+            worker_id=default_holder_id("cli"),
         )
         return await work(scheduler)
     finally:

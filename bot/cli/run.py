@@ -36,14 +36,12 @@ def serve(
     from bot.app import create_app
     from bot.logs import configure_logging
     from bot.serve import ServerLimits, serve_forever
-    from bot.wecom.directory import actor_loader_factory
 
     configure_logging(settings.log_level, settings.secret_values())
     limits = ServerLimits(keepalive_timeout=keepalive_timeout, body_timeout=body_timeout)
     web_app = create_app(
         settings,
         role=cast("Role", role),
-        actor_loader_factory=actor_loader_factory,
         limits=limits,
     )
 

@@ -1,4 +1,5 @@
-"""Replies -> WeCom message/send payloads, within WeCom's size limits (PROTOCOL.md §4.2)."""
+"""Replies -> outbox rows -> WeCom message/send payloads, within WeCom's size limits
+(PROTOCOL.md §4.2). The worker and the scheduler both owe messages through `enqueue_replies`."""
 
 from __future__ import annotations
 
@@ -6,7 +7,11 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from bot.wecom.client import split_for_wecom
+from crm_store.clock import Clock
+from crm_store.queues import outbox
 from handlers.kit.replies import Card, Reply
 
 _TASK_ID_CHARS = re.compile(r"[^0-9A-Za-z_\-@]")
@@ -73,3 +78,22 @@ def to_messages(reply: Reply) -> list[OutgoingMessage]:
         for to in recipients
         for piece in pieces
     ]
+
+
+async def enqueue_replies(
+    session: AsyncSession, *, replies: list[Reply], source_key: str, clock: Clock
+) -> int:
+    """Replies become outbox rows keyed by their source, so a re-run adds nothing."""
+    count = 0
+    for r_index, reply in enumerate(replies):
+        for m_index, message in enumerate(to_messages(reply)):
+            inserted = await outbox.enqueue(
+                session,
+                dedup_key=f"{source_key}:{r_index}:{m_index}:{message.to_user}"[:160],
+                to_user=message.to_user,
+                msgtype=message.msgtype,
+                payload=message.payload,
+                now=clock.now(),
+            )
+            count += int(inserted)
+    return count

@@ -19,7 +19,9 @@ from zoneinfo import ZoneInfo
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.cache import Cache, Notifier
-from bot.runtime.worker import OUTBOX_CHANNEL, default_worker_id, enqueue_replies
+from bot.runtime.channels import OUTBOX_CHANNEL
+from bot.runtime.leases import default_holder_id
+from bot.runtime.outgoing import enqueue_replies
 from crm_store import jobs as job_runs
 from crm_store.clock import Clock
 from crm_store.models.jobs import TRIGGER_CATCH_UP, TRIGGER_MANUAL, TRIGGER_SCHEDULE
@@ -90,7 +92,7 @@ class Scheduler:
         self.jobs = list(registered_jobs() if jobs is None else jobs)
         by_name(self.jobs)  # refuse two jobs of one name before anything runs
         self.cache = cache
-        self.worker_id = worker_id or default_worker_id("scheduler")
+        self.worker_id = worker_id or default_holder_id("scheduler")
         self.tick_seconds = tick_seconds
         # Per job: periods up to here are settled (ran, taken by another worker, or skipped).
         self._settled_until: dict[str, datetime] = {}

@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from bot.runtime.people import PersonUnreachable
 from bot.wecom.client import WeComClient, WeComError, WeComTransportError
 from crm_store import audit, config_data, staff
 from crm_store.clock import Clock, SystemClock
@@ -24,6 +25,7 @@ from crm_store.scope import Actor, load_actor
 from handlers.kit.inbound import ContactChange
 
 __all__ = [
+    "DirectoryPersonFetcher",
     "SyncError",
     "SyncReport",
     "actor_loader_factory",
@@ -323,41 +325,76 @@ async def _upsert_member(session: AsyncSession, member: _Member, *, now: datetim
     )
 
 
+# PROTOCOL.md §4.8: system busy and rate limits pass; the rest (60111 no such user …) do not.
+TRANSIENT_ERRCODES = frozenset({-1, 45009, 45033})
+
+
+class DirectoryPersonFetcher:
+    """The worker's "meet an unknown person" step: fetch them from WeCom if we lack them.
+
+    Someone who messages the bot before the next sync is added from `user/get` on the spot
+    (their departments as bare ids if unknown), so nobody is told "who are you?". A WeCom
+    error leaves them unknown for this message and is logged without any secret. No session
+    is held while WeCom answers: on SQLite that would stall every callback's ack.
+    """
+
+    def __init__(
+        self,
+        client: WeComClient,
+        sessions: async_sessionmaker[AsyncSession],
+        clock: Clock | None = None,
+    ) -> None:
+        self._client = client
+        self._sessions = sessions
+        self._clock = clock or SystemClock()
+
+    async def fetch(self, user_id: str) -> bool:
+        """True when `user_id` is in our staff table now (already, or just added)."""
+        async with self._sessions() as session:
+            if await session.get(Staff, user_id) is not None:
+                return True
+        try:
+            data = await self._client.get_user(user_id)
+        except WeComTransportError as exc:
+            logger.warning(
+                "user/get for a new sender did not answer (%s); asking again soon",
+                type(exc).__name__,
+            )
+            raise PersonUnreachable(user_id) from None
+        except WeComError as exc:
+            if exc.errcode in TRANSIENT_ERRCODES:
+                logger.warning(
+                    "user/get for a new sender is busy (%s); asking again soon", exc.errcode
+                )
+                raise PersonUnreachable(user_id) from None
+            logger.warning(
+                "user/get for an unknown sender failed (%s); treating them as unknown",
+                exc.errcode,
+            )
+            return False
+        member = _member(data, {})
+        if not member.active:
+            return False
+        now = self._clock.now()
+        async with self._sessions.begin() as session:
+            await _upsert_member(session, member, now=now)
+            await _apply_roles(session, [member], now=now, report=SyncReport())
+        return True
+
+
 def actor_loader_factory(
     client: WeComClient,
     sessions: async_sessionmaker[AsyncSession],
     clock: Clock | None = None,
 ) -> Callable[[str], Awaitable[Actor | None]]:
-    """An actor loader for the worker that fetches people it has not met from WeCom.
-
-    Someone who messages the bot before the next sync is added from `user/get` on the spot
-    (their departments as bare ids if unknown), so nobody is told "who are you?". A WeCom
-    error leaves them unknown (None) for this message and is logged without any secret. No
-    session is held while WeCom answers: on SQLite that would stall every callback's ack.
-    """
-    clock = clock or SystemClock()
+    """Load an actor, meeting them first (see DirectoryPersonFetcher) if we do not know them."""
+    fetcher = DirectoryPersonFetcher(client, sessions, clock)
 
     async def load(userid: str) -> Actor | None:
+        if not await fetcher.fetch(userid):
+            return None
         async with sessions() as session:
-            actor = await load_actor(session, userid)
-        if actor is not None:
-            return actor
-        try:
-            data = await client.get_user(userid)
-        except (WeComError, WeComTransportError) as exc:
-            logger.warning(
-                "user/get for an unknown sender failed (%s); treating them as unknown",
-                getattr(exc, "errcode", type(exc).__name__),
-            )
-            return None
-        member = _member(data, {})
-        if not member.active:
-            return None
-        now = clock.now()
-        async with sessions.begin() as session:
-            await _upsert_member(session, member, now=now)
-            await _apply_roles(session, [member], now=now, report=SyncReport())
-            return await load_actor(session, member.userid)
+            return await load_actor(session, userid)
 
     return load
 

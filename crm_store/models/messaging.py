@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Index, Integer, String, Text
+from sqlalchemy import Index, Integer, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from crm_store.base import Base, IntPk, JsonType, UtcDatetime
@@ -25,7 +25,16 @@ class InboxMessage(Base):
     """One accepted callback. The unique dedup key is what makes WeCom's retries harmless."""
 
     __tablename__ = "inbox"
-    __table_args__ = (Index("ix_inbox_status_user", "status", "user_id", "id"),)
+    __table_args__ = (
+        Index("ix_inbox_status_user", "status", "user_id", "id"),
+        # The claim scans unfinished rows in id order; without this it walks the whole history.
+        Index(
+            "ix_inbox_unfinished",
+            "id",
+            postgresql_where=text("status IN ('pending', 'processing')"),
+            sqlite_where=text("status IN ('pending', 'processing')"),
+        ),
+    )
 
     id: Mapped[IntPk]
     dedup_key: Mapped[str] = mapped_column(String(128), unique=True)
@@ -49,6 +58,12 @@ class OutboxMessage(Base):
         Index("ix_outbox_status_due", "status", "next_attempt_at"),
         Index("ix_outbox_user_sent", "to_user", "sent_at"),
         Index("ix_outbox_user_status", "to_user", "status", "id"),
+        Index(
+            "ix_outbox_unfinished",
+            "id",
+            postgresql_where=text("status IN ('pending', 'sending')"),
+            sqlite_where=text("status IN ('pending', 'sending')"),
+        ),
     )
 
     id: Mapped[IntPk]

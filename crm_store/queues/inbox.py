@@ -7,14 +7,27 @@ so two workers never run one person's messages side by side ("2" answers the lis
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Final
+from typing import Any, Final, cast
 
-from sqlalchemy import ColumnElement, String, and_, exists, or_, select, update
+from sqlalchemy import (
+    ColumnElement,
+    CursorResult,
+    Result,
+    String,
+    and_,
+    case,
+    exists,
+    literal_column,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.orm import aliased
+from sqlalchemy.orm.util import AliasedClass
 
 from crm_store.dialect import insert_ignore, supports_skip_locked
 from crm_store.models.messaging import (
@@ -122,18 +135,89 @@ async def accept_many(
     return set(result.scalars().all())
 
 
-def _claimable(now: datetime) -> ColumnElement[bool]:
+def _claimable(
+    now: datetime, row: type[InboxMessage] | AliasedClass[InboxMessage] = InboxMessage
+) -> ColumnElement[bool]:
+    """Ready (pending, or its lease ran out) and the oldest unfinished row of its user."""
     earlier = aliased(InboxMessage)
     is_head = ~exists().where(
-        earlier.user_id == InboxMessage.user_id,
+        earlier.user_id == row.user_id,
         earlier.status.in_(_UNFINISHED),
-        earlier.id < InboxMessage.id,
+        earlier.id < row.id,
     )
     ready = or_(
-        InboxMessage.status == INBOX_PENDING,
-        and_(InboxMessage.status == INBOX_PROCESSING, InboxMessage.lease_until < now),
+        row.status == INBOX_PENDING,
+        and_(row.status == INBOX_PROCESSING, row.lease_until < now),
     )
-    return and_(ready, is_head)
+    # Literal, so that both databases see the partial index's own predicate (0006).
+    unfinished = row.status.in_([literal_column("'pending'"), literal_column("'processing'")])
+    return and_(unfinished, ready, is_head)
+
+
+def _claimed(row: InboxMessage, worker_id: str) -> ClaimedMessage:
+    return ClaimedMessage(
+        id=row.id,
+        dedup_key=row.dedup_key,
+        user_id=row.user_id,
+        kind=row.kind,
+        payload=row.payload,
+        attempts=row.attempts,
+        lease_owner=worker_id,
+    )
+
+
+async def claim_batch(
+    session: AsyncSession,
+    *,
+    worker_id: str,
+    now: datetime,
+    lease: timedelta,
+    max_attempts: int,
+    limit: int,
+) -> list[ClaimedMessage]:
+    """Claim the heads of up to `limit` users in one statement; the caller commits right after.
+
+    Every claimed row is its user's oldest unfinished one, so a batch never holds two messages
+    of one person. A row claimed more than `max_attempts` times killed its worker each time:
+    it is parked as failed instead of being handed out again.
+    """
+    # An alias, so that the subquery is not correlated to the UPDATE's own table.
+    candidate = aliased(InboxMessage)
+    heads = (
+        select(candidate.id).where(_claimable(now, candidate)).order_by(candidate.id).limit(limit)
+    )
+    if supports_skip_locked(session):
+        heads = heads.with_for_update(skip_locked=True, of=candidate)
+    # A materialized CTE runs once: as an IN-subquery, PostgreSQL may run it per outer row,
+    # and SKIP LOCKED then yields different rows each time (more than `limit` get claimed).
+    chosen = heads.cte("heads").prefix_with("MATERIALIZED", dialect="postgresql")
+    result = await session.execute(
+        update(InboxMessage)
+        .where(InboxMessage.id.in_(select(chosen.c.id)), _claimable(now))
+        .values(
+            status=INBOX_PROCESSING,
+            lease_owner=worker_id,
+            lease_until=now + lease,
+            attempts=InboxMessage.attempts + 1,
+        )
+        .returning(InboxMessage)
+        .execution_options(synchronize_session=False)
+    )
+    rows = sorted(result.scalars().all(), key=lambda r: r.id)
+    poison = [r for r in rows if r.attempts > max_attempts]
+    for row in poison:
+        await session.execute(
+            update(InboxMessage)
+            .where(InboxMessage.id == row.id, InboxMessage.lease_owner == worker_id)
+            .values(
+                status=INBOX_FAILED,
+                finished_at=now,
+                lease_owner=None,
+                lease_until=None,
+                error=f"abandoned after {row.attempts - 1} attempts (worker stopped each time)",
+            )
+        )
+    return [_claimed(r, worker_id) for r in rows if r.attempts <= max_attempts]
 
 
 async def claim_next(
@@ -145,66 +229,116 @@ async def claim_next(
     max_attempts: int,
     batch: int = 8,
 ) -> ClaimedMessage | None:
-    """Claim the oldest claimable message; the caller commits the session right after."""
-    query = (
-        select(InboxMessage.id, InboxMessage.attempts)
-        .where(_claimable(now))
-        .order_by(InboxMessage.id)
-        .limit(batch)
+    """Claim the oldest claimable message (None also when it parked a poison message)."""
+    claimed = await claim_batch(
+        session,
+        worker_id=worker_id,
+        now=now,
+        lease=lease,
+        max_attempts=max_attempts,
+        limit=min(batch, 1),
     )
-    if supports_skip_locked(session):
-        query = query.with_for_update(skip_locked=True, of=InboxMessage)
-    for row_id, attempts in (await session.execute(query)).all():
-        if attempts >= max_attempts:
-            # A message that killed its worker max_attempts times is poison: park it.
-            await session.execute(
-                update(InboxMessage)
-                .where(InboxMessage.id == row_id, _claimable(now))
-                .values(
-                    status=INBOX_FAILED,
-                    finished_at=now,
-                    lease_owner=None,
-                    error=f"abandoned after {attempts} attempts (worker stopped each time)",
-                )
-            )
-            continue
-        claimed = await session.execute(
-            update(InboxMessage)
-            .where(InboxMessage.id == row_id, _claimable(now))
-            .values(
-                status=INBOX_PROCESSING,
-                lease_owner=worker_id,
-                lease_until=now + lease,
-                attempts=InboxMessage.attempts + 1,
-            )
-            .returning(InboxMessage)
-        )
-        row = claimed.scalar_one_or_none()
-        if row is not None:
-            return ClaimedMessage(
-                id=row.id,
-                dedup_key=row.dedup_key,
-                user_id=row.user_id,
-                kind=row.kind,
-                payload=row.payload,
-                attempts=row.attempts,
-                lease_owner=worker_id,
-            )
-    return None
+    return claimed[0] if claimed else None
 
 
-async def mark_done(session: AsyncSession, *, message: ClaimedMessage, now: datetime) -> None:
-    """Finish inside the handler's transaction; raises LeaseLost if the claim moved on."""
+def _held(message: ClaimedMessage) -> ColumnElement[bool]:
+    """Still ours: processing and leased to this worker. A lease that ran out but that nobody
+    took over still counts (on SQLite, nobody can while our transaction holds the writer)."""
+    return and_(
+        InboxMessage.id == message.id,
+        InboxMessage.status == INBOX_PROCESSING,
+        InboxMessage.lease_owner == message.lease_owner,
+    )
+
+
+async def renew(
+    session: AsyncSession, *, worker_id: str, ids: Iterable[int], now: datetime, lease: timedelta
+) -> set[int]:
+    """Extend this worker's leases on `ids` (its heartbeat); returns the ids it still holds."""
+    wanted = sorted(set(ids))
+    if not wanted:
+        return set()
     result = await session.execute(
         update(InboxMessage)
         .where(
-            InboxMessage.id == message.id,
+            InboxMessage.id.in_(wanted),
             InboxMessage.status == INBOX_PROCESSING,
-            InboxMessage.lease_owner == message.lease_owner,
+            InboxMessage.lease_owner == worker_id,
         )
+        .values(lease_until=now + lease)
+        .returning(InboxMessage.id)
+        .execution_options(synchronize_session=False)
+    )
+    return set(result.scalars().all())
+
+
+async def release(session: AsyncSession, *, worker_id: str, ids: Iterable[int] | None) -> int:
+    """Hand messages back untouched (a worker shutting down): claimable again at once, and
+    the attempt does not count, since nothing of it was committed."""
+    owned = and_(InboxMessage.status == INBOX_PROCESSING, InboxMessage.lease_owner == worker_id)
+    if ids is not None:
+        wanted = sorted(set(ids))
+        if not wanted:
+            return 0
+        owned = and_(owned, InboxMessage.id.in_(wanted))
+    result = await session.execute(
+        update(InboxMessage)
+        .where(owned)
+        .values(
+            status=INBOX_PENDING,
+            lease_owner=None,
+            lease_until=None,
+            attempts=case((InboxMessage.attempts > 0, InboxMessage.attempts - 1), else_=0),
+        )
+        .execution_options(synchronize_session=False)
+    )
+    return _rowcount(result)
+
+
+DEFERRED_OWNER: Final = "deferred"
+
+
+async def defer(
+    session: AsyncSession,
+    *,
+    worker_id: str,
+    ids: Iterable[int],
+    until: datetime,
+    count_attempt: bool = False,
+) -> int:
+    """Hand messages back to be tried again at `until` (a dependency such as WeCom's user/get
+    is away): nobody claims them before, order is kept, and the attempt counts only when
+    asked (an unexpected error: after max_attempts the message is parked, not retried forever)."""
+    wanted = sorted(set(ids))
+    if not wanted:
+        return 0
+    result = await session.execute(
+        update(InboxMessage)
+        .where(
+            InboxMessage.status == INBOX_PROCESSING,
+            InboxMessage.lease_owner == worker_id,
+            InboxMessage.id.in_(wanted),
+        )
+        .values(
+            lease_owner=DEFERRED_OWNER,
+            lease_until=until,
+            attempts=InboxMessage.attempts
+            if count_attempt
+            else case((InboxMessage.attempts > 0, InboxMessage.attempts - 1), else_=0),
+        )
+        .execution_options(synchronize_session=False)
+    )
+    return _rowcount(result)
+
+
+async def mark_done(session: AsyncSession, *, message: ClaimedMessage, now: datetime) -> None:
+    """Finish inside the handler's transaction; raises LeaseLost if another worker took it over."""
+    result = await session.execute(
+        update(InboxMessage)
+        .where(_held(message))
         .values(status=INBOX_DONE, finished_at=now, lease_owner=None, lease_until=None, error=None)
     )
-    if result.rowcount != 1:
+    if _rowcount(result) != 1:
         raise LeaseLost(message.dedup_key)
 
 
@@ -214,11 +348,7 @@ async def mark_failed(
     """Record a handler error; False if another worker owns the message by now."""
     result = await session.execute(
         update(InboxMessage)
-        .where(
-            InboxMessage.id == message.id,
-            InboxMessage.status == INBOX_PROCESSING,
-            InboxMessage.lease_owner == message.lease_owner,
-        )
+        .where(_held(message))
         .values(
             status=INBOX_FAILED,
             finished_at=now,
@@ -227,7 +357,11 @@ async def mark_failed(
             error=error[:4000],
         )
     )
-    return result.rowcount == 1
+    return _rowcount(result) == 1
+
+
+def _rowcount(result: Result[Any]) -> int:
+    return int(cast(CursorResult[Any], result).rowcount or 0)
 
 
 async def has_claimable(session: AsyncSession, *, now: datetime) -> bool:

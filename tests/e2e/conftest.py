@@ -15,7 +15,6 @@ from bot.settings import Settings, load_settings
 from bot.simulator import WeComSimulator
 from crm_store import staff
 from crm_store.clock import FakeClock
-from crm_store.scope import load_actor
 
 CORP_ID = "wwe2ecorp000000001"
 SECRET = "e2e-secret-7Hq2Lm9Xv4Bn8Cz1Dw6Fy3Gt5Jk0Pa"
@@ -41,6 +40,11 @@ class BotHarness:
     @property
     def callback_url(self) -> str:
         return str(self.client.make_url("/wecom/callback"))
+
+    async def add_person(self, userid: str, name: str) -> None:
+        """Someone new in WeCom and in the bot's directory (as a sync would leave them)."""
+        self.sim.add_user(userid, name, [1])
+        await _seed_people(self, [(userid, name)])
 
     async def drain(self) -> None:
         """Run the worker and the relay until nothing is due now (arq's burst mode)."""
@@ -90,16 +94,6 @@ def make_settings(
     return load_settings(**values)
 
 
-def directory_free_loader(_client: Any, sessions: Any) -> Callable[[str], Any]:
-    """Actors from our database only (the tests create staff rows directly)."""
-
-    async def load(userid: str) -> Any:
-        async with sessions() as session:
-            return await load_actor(session, userid)
-
-    return load
-
-
 @pytest.fixture
 async def sim(clock: FakeClock) -> AsyncIterator[WeComSimulator]:
     simulator = WeComSimulator(CORP_ID, SECRET, AGENT_ID, TOKEN, AES_KEY, clock)
@@ -125,16 +119,18 @@ BotFactory = Callable[..., "AsyncIterator[BotHarness]"]
 def make_bot(
     sim: WeComSimulator, sim_base: str, db_url: str, clock: FakeClock, aiohttp_client: Any
 ) -> Callable[..., Any]:
-    """Build a bot (role web, loops driven by hand) with optional Redis and extra settings."""
+    """Build a bot (role web, loops driven by hand) with optional Redis and extra settings.
 
-    async def make(redis_url: str | None = None, loader: Any = None, **extra: Any) -> BotHarness:
+    Staff come from the database only unless a `fetcher` factory meets newcomers from WeCom."""
+
+    async def make(redis_url: str | None = None, fetcher: Any = None, **extra: Any) -> BotHarness:
         settings = make_settings(sim_base, db_url, redis_url, **extra)
         app = create_app(
             settings,
             role="web",
             clock=clock,
             background=False,
-            actor_loader_factory=loader or directory_free_loader,
+            person_fetcher_factory=fetcher,
         )
         client = await aiohttp_client(app)
         sim.callback_url = str(client.make_url("/wecom/callback"))
@@ -145,14 +141,14 @@ def make_bot(
     return make
 
 
-async def _seed_people(bot: BotHarness) -> None:
+async def _seed_people(bot: BotHarness, people: list[tuple[str, str]] | None = None) -> None:
     """The simulator's people are in the bot's directory too, as reps (a synced company)."""
     now = bot.clock.now()
     async with bot.runtime.sessions.begin() as session:
         await staff.upsert_department(
             session, department_id=1, name="总部", parent_id=None, now=now
         )
-        for userid, name in DEFAULT_PEOPLE:
+        for userid, name in people or DEFAULT_PEOPLE:
             await staff.upsert_staff(
                 session,
                 userid=userid,

@@ -292,9 +292,9 @@ async def test_collision_notice_can_skip_the_leader(crm: BotHarness) -> None:
 
 async def test_a_newcomer_is_fetched_from_wecom_on_first_message(make_bot: Any) -> None:
     """Nobody gets "who are you?": an unknown sender is looked up with user/get and added."""
-    from bot.wecom.directory import actor_loader_factory
+    from bot.wecom.directory import DirectoryPersonFetcher
 
-    bot: BotHarness = await make_bot(loader=actor_loader_factory)
+    bot: BotHarness = await make_bot(fetcher=DirectoryPersonFetcher)
     bot.sim.add_department(7, "华南销售", 1)
     bot.sim.add_user("newbie", "新同事", [7])
     [answer] = await bot.say("newbie", "我的客户")
@@ -302,6 +302,31 @@ async def test_a_newcomer_is_fetched_from_wecom_on_first_message(make_bot: Any) 
     assert bot.sim.calls["user/get"] == 1
     await bot.say("newbie", "待办")
     assert bot.sim.calls["user/get"] == 1  # known from now on
+
+
+@pytest.mark.parametrize("fault", ["busy", "http"])
+async def test_a_newcomer_waits_while_wecom_cannot_say_who_they_are(
+    make_bot: Any, fault: str
+) -> None:
+    """user/get busy or down: no "who are you?", the message waits and is answered after."""
+    from bot.wecom.directory import DirectoryPersonFetcher
+
+    bot: BotHarness = await make_bot(fetcher=DirectoryPersonFetcher)
+    bot.sim.add_department(7, "华南销售", 1)
+    bot.sim.add_user("newbie", "新同事", [7])
+    if fault == "busy":
+        bot.sim.fail_next("user/get", errcode=-1, times=2)
+    else:
+        bot.sim.http_error_next("user/get", status=502, times=2)
+    assert await bot.say("newbie", "我的客户") == []
+    assert await bot.say("newbie", "待办") == []  # in order: behind the first one
+    bot.clock.advance(6)
+    assert await bot.say("newbie", "帮助") == []  # the second user/get fails too
+    bot.clock.advance(6)
+    await bot.drain()
+    answers = bot.sim.screen("newbie")
+    assert not any("通讯录" in a for a in answers)
+    assert "名下还没有客户" in answers[0] and "CRM 助手" in "".join(answers[2:])
 
 
 async def test_change_contact_pushes_update_people_at_once(crm: BotHarness) -> None:

@@ -37,7 +37,9 @@ async def _claim(
         )
 
 
-async def test_accept_is_idempotent(sessions, clock) -> None:
+async def test_accept_is_idempotent(
+    sessions: async_sessionmaker[AsyncSession], clock: FakeClock
+) -> None:
     assert await _accept(sessions, clock, "m1") is True
     assert await _accept(sessions, clock, "m1") is False
     async with sessions() as session:
@@ -45,7 +47,9 @@ async def test_accept_is_idempotent(sessions, clock) -> None:
     assert [r.dedup_key for r in rows] == ["m1"]
 
 
-async def test_one_user_is_served_in_order_across_workers(sessions, clock) -> None:
+async def test_one_user_is_served_in_order_across_workers(
+    sessions: async_sessionmaker[AsyncSession], clock: FakeClock
+) -> None:
     await _accept(sessions, clock, "a1", user="alice")
     await _accept(sessions, clock, "a2", user="alice")
     await _accept(sessions, clock, "b1", user="bob")
@@ -61,7 +65,9 @@ async def test_one_user_is_served_in_order_across_workers(sessions, clock) -> No
     assert third is not None and third.dedup_key == "a2"
 
 
-async def test_expired_lease_is_taken_again_and_old_owner_cannot_finish(sessions, clock) -> None:
+async def test_expired_lease_is_taken_again_and_old_owner_cannot_finish(
+    sessions: async_sessionmaker[AsyncSession], clock: FakeClock
+) -> None:
     await _accept(sessions, clock, "m1")
     dead = await _claim(sessions, clock, "dead-worker")
     assert dead is not None
@@ -78,7 +84,9 @@ async def test_expired_lease_is_taken_again_and_old_owner_cannot_finish(sessions
             raise AssertionError("a worker whose lease expired must not finish the message")
 
 
-async def test_poison_message_is_parked_after_max_attempts(sessions, clock) -> None:
+async def test_poison_message_is_parked_after_max_attempts(
+    sessions: async_sessionmaker[AsyncSession], clock: FakeClock
+) -> None:
     await _accept(sessions, clock, "m1")
     for _ in range(3):
         assert await _claim(sessions, clock) is not None
@@ -89,7 +97,9 @@ async def test_poison_message_is_parked_after_max_attempts(sessions, clock) -> N
     assert row is not None and row.status == "failed" and "abandoned" in (row.error or "")
 
 
-async def test_outbox_dedup_order_and_retry(sessions, clock) -> None:
+async def test_outbox_dedup_order_and_retry(
+    sessions: async_sessionmaker[AsyncSession], clock: FakeClock
+) -> None:
     async with sessions.begin() as session:
         for i in range(2):
             assert await outbox.enqueue(
@@ -142,3 +152,72 @@ async def test_outbox_dedup_order_and_retry(sessions, clock) -> None:
     async with sessions() as session:
         statuses = {r.dedup_key: r.status for r in (await session.scalars(select(OutboxMessage)))}
     assert statuses == {"k0": "sent", "k1": "pending"}
+
+
+async def test_one_claim_takes_the_heads_of_many_users_and_no_more(
+    sessions: async_sessionmaker[AsyncSession], clock: FakeClock
+) -> None:
+    for n in range(3):
+        for user in ("alice", "bob", "carol", "dave"):
+            await _accept(sessions, clock, f"{user}{n}", user=user)
+    async with sessions.begin() as session:
+        first = await inbox.claim_batch(
+            session, worker_id="w1", now=clock.now(), lease=LEASE, max_attempts=3, limit=3
+        )
+    assert [m.dedup_key for m in first] == ["alice0", "bob0", "carol0"]
+    async with sessions.begin() as session:
+        second = await inbox.claim_batch(
+            session, worker_id="w2", now=clock.now(), lease=LEASE, max_attempts=3, limit=10
+        )
+    assert [m.dedup_key for m in second] == ["dave0"]  # everyone else's head is taken
+
+
+async def test_renew_keeps_a_lease_and_release_hands_back_uncounted(
+    sessions: async_sessionmaker[AsyncSession], clock: FakeClock
+) -> None:
+    await _accept(sessions, clock, "m1")
+    await _accept(sessions, clock, "m2", user="bob")
+    async with sessions.begin() as session:
+        claimed = await inbox.claim_batch(
+            session, worker_id="w1", now=clock.now(), lease=LEASE, max_attempts=3, limit=5
+        )
+    clock.advance(50)
+    async with sessions.begin() as session:
+        kept = await inbox.renew(
+            session, worker_id="w1", ids={m.id for m in claimed}, now=clock.now(), lease=LEASE
+        )
+        assert (
+            await inbox.renew(
+                session, worker_id="intruder", ids=kept, now=clock.now(), lease=LEASE
+            )
+            == set()
+        )
+    assert kept == {m.id for m in claimed}
+    clock.advance(50)  # 100 s after the claim, 50 s after the renewal
+    assert await _claim(sessions, clock, "w2") is None
+    async with sessions.begin() as session:
+        assert await inbox.release(session, worker_id="w1", ids=None) == 2
+    again = await _claim(sessions, clock, "w2")
+    assert again is not None and again.attempts == 1  # the released attempt did not count
+
+
+async def test_outbox_release_marks_sends_under_way_uncertain(
+    sessions: async_sessionmaker[AsyncSession], clock: FakeClock
+) -> None:
+    async with sessions.begin() as session:
+        await outbox.enqueue(
+            session, dedup_key="k", to_user="alice", msgtype="text", payload={}, now=clock.now()
+        )
+    async with sessions.begin() as session:
+        [claimed] = await outbox.claim_due(
+            session, relay_id="r1", now=clock.now(), lease=LEASE, limit=10
+        )
+        assert (
+            await outbox.release(session, relay_id="r1", ids=None, now=clock.now(), uncertain=True)
+            == 1
+        )
+    async with sessions.begin() as session:
+        [again] = await outbox.claim_due(
+            session, relay_id="r2", now=clock.now(), lease=LEASE, limit=10
+        )
+    assert again.uncertain and again.attempts == 1 and again.created_at == clock.now()
