@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_store import audit, sla, tasks
 from crm_store.models.customer import Customer
-from crm_store.models.org import Role, Staff, StaffDepartment
+from crm_store.models.org import Department, Role, Staff, StaffDepartment
 from crm_store.models.service import (
     ACTIVE_STATUSES,
     Priority,
@@ -122,6 +122,11 @@ async def set_rules(session: AsyncSession, *, rules: ServiceRules, by: str, now:
         raise ValueError("the call-back goes to the owner or the agent")
     if rules.queue_owner and await session.get(Staff, rules.queue_owner) is None:
         raise ValueError(f"no such person {rules.queue_owner!r}")
+    if (
+        rules.department_id is not None
+        and await session.get(Department, rules.department_id) is None
+    ):
+        raise ValueError(f"no such department {rules.department_id}")
     value = {
         "assignment": rules.assignment,
         "department_id": rules.department_id,
