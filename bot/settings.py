@@ -221,6 +221,12 @@ class RuntimeSettings(_FromEnvironment):
 
     redis_url: str | None = Field(None, validation_alias="WECRM_REDIS_URL")
     log_level: str = Field("INFO", validation_alias="WECRM_LOG_LEVEL")
+    media_dir: Path | None = Field(None, validation_alias="WECRM_MEDIA_DIR")
+
+    @field_validator("media_dir", mode="before")
+    @classmethod
+    def _blank_media_dir(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
 
     @field_validator("redis_url")
     @classmethod
@@ -242,6 +248,15 @@ class RuntimeSettings(_FromEnvironment):
 
 class Settings(DatabaseSettings, CompanySettings, WeComSettings, RuntimeSettings):
     """Everything `serve` and `demo` need; each part stays usable where only it is wanted."""
+
+    @property
+    def media_folder(self) -> Path:
+        """Where forwarded files go: WECRM_MEDIA_DIR, else `media/` beside the SQLite file,
+        else `media/` in the data folder (WECRM_HOME)."""
+        if self.media_dir is not None:
+            return self.media_dir.expanduser().resolve()
+        database = self.sqlite_path
+        return (database.parent if database is not None else self.data_home) / "media"
 
 
 S = TypeVar("S", bound=BaseSettings)

@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import case, func, nulls_last, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from crm_store import audit, sla, tasks
+from crm_store import audit, media, sla, tasks
 from crm_store.models.customer import Customer
 from crm_store.models.org import Department, Role, Staff, StaffDepartment
 from crm_store.models.service import (
@@ -31,6 +31,8 @@ from crm_store.models.service import (
 )
 from crm_store.models.settings import CrmSetting
 from crm_store.scope import Scope
+from crm_store.ticket_kpis import ServiceKpis as ServiceKpis
+from crm_store.ticket_kpis import service_kpis as service_kpis
 
 KEY_SERVICE_RULES = "service_rules"
 _ACTIVE = tuple(s.value for s in ACTIVE_STATUSES)
@@ -228,7 +230,8 @@ async def open_ticket(
     now: datetime,
     tz: ZoneInfo,
 ) -> Opened:
-    """A new ticket with its SLA clocks running and its assignee chosen by the rule."""
+    """A new ticket with its SLA clocks running, its assignee chosen by the rule and its media
+    queued for fetching."""
     existing = await by_source(session, source_key)
     if existing is not None:
         return Opened(existing, created=False)
@@ -269,6 +272,7 @@ async def open_ticket(
     )
     session.add_all(clocks.values())
     ticket.sla_due_at = sla.earliest_due(clocks.values())
+    media.enqueue(session, ticket=ticket, attachments=attachments, now=now)
     await _log(session, ticket, "opened", opener, content, source_key, now, before=None)
     return Opened(ticket, created=True)
 
