@@ -29,11 +29,15 @@ def _benches(quick: bool) -> list[tuple[str, list[str]]]:
             ("bench.bench_lookup", ["--sizes", "10000,100000", "--queries", "150"]),
             ("bench.bench_lookup_service", ["--customers", "100000"]),
             ("bench.bench_import", ["--rows", "20000"]),
+            ("bench.bench_sla", ["--tickets", "20000"]),
+            ("bench.bench_ticket_open", ["--customers", "2000", "--samples", "30"]),
         ]
     return [
         ("bench.bench_lookup", ["--sizes", "10000,100000,1000000", "--raw-queries", "30"]),
         ("bench.bench_lookup_service", ["--customers", "100000"]),
         ("bench.bench_import", ["--rows", "100000"]),
+        ("bench.bench_sla", ["--tickets", "100000"]),
+        ("bench.bench_ticket_open", ["--customers", "5000", "--samples", "100"]),
     ]
 
 

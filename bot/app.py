@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -23,6 +24,7 @@ from bot.cache import Cache, Notifier, make_cache
 from bot.gateway.batcher import InboxBatcher
 from bot.gateway.callback import INBOX_CHANNEL, CallbackState, add_routes, callback_state_key
 from bot.gateway.crypto import WeComCrypto
+from bot.runtime.media import MediaFetcher
 from bot.runtime.relay import OutboxRelay
 from bot.runtime.scheduler import Scheduler
 from bot.runtime.worker import InboxWorker, PersonFetcher
@@ -62,6 +64,17 @@ class Runtime:
         period (WECRM_SHUTDOWN_GRACE). Idempotent: the app's shutdown and close both call it."""
         grace = self.settings.shutdown_grace
         await asyncio.gather(self.worker.stop(grace), self.relay.stop(grace))
+
+    @functools.cached_property
+    def media(self) -> MediaFetcher:
+        """Keeps the files forwarded into tickets (bot/runtime/media.py)."""
+        return MediaFetcher(
+            sessions=self.sessions,
+            client=self.client,
+            clock=self.clock,
+            folder=self.settings.media_folder,
+            notifier=self.notifier,
+        )
 
     async def close(self) -> None:
         await self.stop_loops()
@@ -228,6 +241,7 @@ def create_app(
             runtime.tasks.append(asyncio.create_task(runtime.worker.run_forever()))
             runtime.tasks.append(asyncio.create_task(runtime.relay.run_forever()))
             runtime.tasks.append(asyncio.create_task(runtime.scheduler.run_forever()))
+            runtime.tasks.append(asyncio.create_task(runtime.media.run_forever()))
         yield
         await batcher.close()
         await runtime.close()

@@ -225,6 +225,12 @@ class RuntimeSettings(_FromEnvironment):
     shutdown_grace: float = Field(10.0, ge=0, validation_alias="WECRM_SHUTDOWN_GRACE")
     # A reply WeCom keeps refusing with transient errors is given up (dead letter) this late.
     outbox_max_age_hours: float = Field(48.0, gt=0, validation_alias="WECRM_OUTBOX_MAX_AGE_HOURS")
+    media_dir: Path | None = Field(None, validation_alias="WECRM_MEDIA_DIR")
+
+    @field_validator("media_dir", mode="before")
+    @classmethod
+    def _blank_media_dir(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
 
     @field_validator("redis_url")
     @classmethod
@@ -246,6 +252,15 @@ class RuntimeSettings(_FromEnvironment):
 
 class Settings(DatabaseSettings, CompanySettings, WeComSettings, RuntimeSettings):
     """Everything `serve` and `demo` need; each part stays usable where only it is wanted."""
+
+    @property
+    def media_folder(self) -> Path:
+        """Where forwarded files go: WECRM_MEDIA_DIR, else `media/` beside the SQLite file,
+        else `media/` in the data folder (WECRM_HOME)."""
+        if self.media_dir is not None:
+            return self.media_dir.expanduser().resolve()
+        database = self.sqlite_path
+        return (database.parent if database is not None else self.data_home) / "media"
 
 
 S = TypeVar("S", bound=BaseSettings)

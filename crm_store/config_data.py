@@ -1,4 +1,5 @@
-"""Configurable CRM data with Chinese defaults: stages, ticket categories, SLA, role scopes.
+"""Configurable CRM data with Chinese defaults: stages, ticket categories, follow-up kinds,
+role scopes, pool rules (the SLA policy lives in sla.py).
 
 Each value lives under one key of `crm_settings`; a missing key reads as the default, so a fresh
 install works before anyone configures anything. Setters validate and leave an audit row.
@@ -15,16 +16,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from crm_store import audit
 from crm_store.models.org import Role, ScopeLevel
 from crm_store.models.sales import OpportunityState
-from crm_store.models.service import Priority
 from crm_store.models.settings import CrmSetting
 
 KEY_STAGES = "stages"
 KEY_TICKET_CATEGORIES = "ticket_categories"
-KEY_SLA_HOURS = "sla_hours"
 KEY_FOLLOWUP_KINDS = "followup_kinds"
 KEY_ROLE_SCOPES = "role_scopes"
 KEY_DEFAULT_ROLE = "default_role"
 KEY_POOL_RULES = "pool_rules"
+MAX_CATEGORY = 32  # tickets.category is String(32)
 
 # Not a role anyone holds: the scope a department leader gets over the departments they lead,
 # on top of their role's own scope.
@@ -81,12 +81,6 @@ DEFAULT_STAGES: tuple[Stage, ...] = (
     ),
 )
 DEFAULT_TICKET_CATEGORIES: tuple[str, ...] = ("咨询", "投诉", "故障", "退换货", "其他")
-DEFAULT_SLA_HOURS: dict[str, int] = {
-    Priority.P1.value: 4,
-    Priority.P2.value: 8,
-    Priority.P3.value: 24,
-    Priority.P4.value: 72,
-}
 DEFAULT_FOLLOWUP_KINDS: tuple[FollowupKind, ...] = (
     FollowupKind(
         "call", "电话", ("打电话", "通话", "致电", "电联", "回电", "来电", "call", "phone")
@@ -223,7 +217,7 @@ def resolve_stage(stages: list[Stage], text: str) -> Stage | None:
     return None
 
 
-# Ticket categories, SLA, follow-up kinds ----------------------------------------------------
+# Ticket categories, follow-up kinds ----------------------------------------------------------
 
 
 async def get_ticket_categories(session: AsyncSession) -> list[str]:
@@ -242,34 +236,9 @@ async def set_ticket_categories(
     cleaned = [c.strip() for c in categories]
     if not cleaned or any(not c for c in cleaned) or len(set(cleaned)) != len(cleaned):
         raise ConfigError("ticket categories must be non-empty and distinct")
+    if any(len(c) > MAX_CATEGORY for c in cleaned):
+        raise ConfigError(f"a ticket category has at most {MAX_CATEGORY} characters")
     await _put(session, KEY_TICKET_CATEGORIES, cleaned, by=by, now=now, source_key=source_key)
-
-
-async def get_sla_hours(session: AsyncSession) -> dict[str, int]:
-    """Hours to resolve by priority ("P1".."P4"); unset priorities keep their default."""
-    stored = await _get(session, KEY_SLA_HOURS)
-    hours = dict(DEFAULT_SLA_HOURS)
-    if stored is not None:
-        hours.update({str(k): int(v) for k, v in stored.items()})
-    return hours
-
-
-async def set_sla_hours(
-    session: AsyncSession,
-    *,
-    hours: dict[str, int],
-    by: str,
-    now: datetime,
-    source_key: str | None = None,
-) -> None:
-    for priority, value in hours.items():
-        if priority not in {p.value for p in Priority}:
-            raise ConfigError(f"unknown priority {priority!r}")
-        if int(value) <= 0:
-            raise ConfigError(f"SLA hours for {priority} must be positive")
-    merged = await get_sla_hours(session)
-    merged.update({k: int(v) for k, v in hours.items()})
-    await _put(session, KEY_SLA_HOURS, merged, by=by, now=now, source_key=source_key)
 
 
 async def get_followup_kinds(session: AsyncSession) -> list[FollowupKind]:

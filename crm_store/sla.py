@@ -421,7 +421,9 @@ async def due_notices(session: AsyncSession, *, now: datetime, since: datetime) 
 
     Both predicates hit an index on ticket_slas (warn_at, due_at), so the cost follows the
     number of crossings, not the number of open tickets. A clock whose breach is due too gets
-    only the breach.
+    only the breach. The ticket's status is checked on the rows found, not in the WHERE: with
+    it there, SQLite drove the query from the status index over every open ticket (0.9 s at
+    100,000 instead of 30 ms); a running clock belongs to an active ticket anyway.
     """
     query = (
         select(
@@ -430,6 +432,7 @@ async def due_notices(session: AsyncSession, *, now: datetime, since: datetime) 
             TicketSla.warn_at,
             TicketSla.due_at,
             Ticket.number,
+            Ticket.status,
             Ticket.priority,
             Ticket.assignee_id,
             Ticket.content,
@@ -439,7 +442,6 @@ async def due_notices(session: AsyncSession, *, now: datetime, since: datetime) 
         .outerjoin(Customer, Customer.id == Ticket.customer_id)
         .where(
             TicketSla.state == ClockState.RUNNING.value,
-            Ticket.status.in_([s.value for s in ACTIVE_STATUSES]),
             or_(
                 and_(TicketSla.warn_at > since, TicketSla.warn_at <= now),
                 and_(TicketSla.due_at > since, TicketSla.due_at <= now),
@@ -447,8 +449,11 @@ async def due_notices(session: AsyncSession, *, now: datetime, since: datetime) 
         )
         .order_by(TicketSla.due_at, TicketSla.ticket_id, TicketSla.target)
     )
+    active = {s.value for s in ACTIVE_STATUSES}
     notices: list[DueNotice] = []
     for row in await session.execute(query):
+        if row.status not in active:
+            continue
         breached = row.due_at is not None and row.due_at <= now
         notices.append(
             DueNotice(

@@ -17,9 +17,9 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import case, func, nulls_last, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from crm_store import audit, sla, tasks
+from crm_store import audit, media, sla, tasks
 from crm_store.models.customer import Customer
-from crm_store.models.org import Role, Staff, StaffDepartment
+from crm_store.models.org import Department, Role, Staff, StaffDepartment
 from crm_store.models.service import (
     ACTIVE_STATUSES,
     Priority,
@@ -31,6 +31,8 @@ from crm_store.models.service import (
 )
 from crm_store.models.settings import CrmSetting
 from crm_store.scope import Scope
+from crm_store.ticket_kpis import ServiceKpis as ServiceKpis
+from crm_store.ticket_kpis import service_kpis as service_kpis
 
 KEY_SERVICE_RULES = "service_rules"
 _ACTIVE = tuple(s.value for s in ACTIVE_STATUSES)
@@ -122,6 +124,11 @@ async def set_rules(session: AsyncSession, *, rules: ServiceRules, by: str, now:
         raise ValueError("the call-back goes to the owner or the agent")
     if rules.queue_owner and await session.get(Staff, rules.queue_owner) is None:
         raise ValueError(f"no such person {rules.queue_owner!r}")
+    if (
+        rules.department_id is not None
+        and await session.get(Department, rules.department_id) is None
+    ):
+        raise ValueError(f"no such department {rules.department_id}")
     value = {
         "assignment": rules.assignment,
         "department_id": rules.department_id,
@@ -223,7 +230,8 @@ async def open_ticket(
     now: datetime,
     tz: ZoneInfo,
 ) -> Opened:
-    """A new ticket with its SLA clocks running and its assignee chosen by the rule."""
+    """A new ticket with its SLA clocks running, its assignee chosen by the rule and its media
+    queued for fetching."""
     existing = await by_source(session, source_key)
     if existing is not None:
         return Opened(existing, created=False)
@@ -264,6 +272,7 @@ async def open_ticket(
     )
     session.add_all(clocks.values())
     ticket.sla_due_at = sla.earliest_due(clocks.values())
+    media.enqueue(session, ticket=ticket, attachments=attachments, now=now)
     await _log(session, ticket, "opened", opener, content, source_key, now, before=None)
     return Opened(ticket, created=True)
 

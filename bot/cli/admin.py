@@ -244,7 +244,7 @@ def export_command(
     url = migrated_database()
 
     async def work(session: AsyncSession) -> int:
-        return await exporter.export(session, kind=kind.value, path=target, tz=tz)
+        return await exporter.export(session, kind=kind.value, path=target, tz=tz, now=utc_now())
 
     count = run_session(url, work, commit=False)
     typer.echo(f"已导出 {count} 行 (exported {count} rows) → {target}")

@@ -1,4 +1,4 @@
-"""`wecrm config`: the CRM rules admins tune (pool limits, who hears about 撞单)."""
+"""`wecrm config`: the CRM rules admins tune (pool limits, who hears about 撞单, service)."""
 
 from __future__ import annotations
 
@@ -7,19 +7,23 @@ from typing import Annotated
 import typer
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.cli import service
 from bot.cli.common import (
     CLI_ACTOR,
     AsOption,
     check_actor,
     fail,
+    load_or_exit,
     migrated_database,
     run_session,
     utc_now,
 )
-from crm_store import config_data
+from bot.settings import CompanySettings
+from crm_store import config_data, sla, tickets
 
 config_app = typer.Typer(
-    help="CRM rules: public pool limits, 撞单 notices, stages.", no_args_is_help=True
+    help="CRM rules: pool limits, 撞单 notices, stages, SLA, ticket categories, assignment.",
+    no_args_is_help=True,
 )
 
 
@@ -32,14 +36,18 @@ def show() -> None:
         pool = await config_data.get_pool_rules(session)
         notice = await config_data.get_collision_notice(session)
         stages = await config_data.get_stages(session)
-        sla = await config_data.get_sla_hours(session)
+        policy = await sla.get_policy(session, tz=load_or_exit(CompanySettings).tz)
+        categories = await config_data.get_ticket_categories(session)
+        rules = await tickets.get_rules(session)
         return [
             f"公海 (pool): 每日领取上限 {pool.daily_claim_limit}，"
             f"原负责人 {pool.reclaim_cooldown_days} 天后可重新领取",
             f"撞单提醒 (collision notice): 负责人 {'是' if notice.owner else '否'}，"
             f"其上级 {'是' if notice.leader else '否'}",
             "阶段 (stages): " + " → ".join(s.name for s in stages),
-            "SLA: " + "，".join(f"{p} {h} 小时" for p, h in sla.items()),
+            "工单分类 (ticket categories): " + " ".join(categories),
+            *service.policy_lines(policy),
+            *service.rules_lines(rules),
         ]
 
     for line in run_session(url, work, commit=False):

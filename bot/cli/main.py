@@ -10,7 +10,7 @@ import sys
 
 import typer
 
-from bot.cli import admin, config, db, jobs, outbox, run
+from bot.cli import admin, config, db, jobs, outbox, run, service
 
 app = typer.Typer(help="WeCom CRM assistant.", no_args_is_help=True, add_completion=False)
 
@@ -19,6 +19,7 @@ run.register(app)
 db.register(app)
 admin.register(app)
 config.register(app)
+service.register(config.config_app)
 jobs.register(app)
 outbox.register(app)
 

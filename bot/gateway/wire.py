@@ -30,6 +30,8 @@ from handlers.kit.inbound import (
 )
 
 UNKNOWN_KIND: Final = "unknown"
+MEDIA_TYPES: Final = frozenset({"image", "voice", "video", "file"})
+_MEDIA_FIELD_MAX = 1024
 _NAME = re.compile(r"[A-Za-z0-9_]{1,48}")
 _DECLARED_ENCODING = re.compile(r"""^\s*<\?xml[^>]*?\bencoding\s*=\s*["']([^"']*)["']""")
 
@@ -150,12 +152,35 @@ def _department(value: str) -> int | None:
     return int(value) if value.isascii() and value.isdigit() and len(value) <= 18 else None
 
 
+def _media(root: dict[str, Any], msg_type: str) -> dict[str, str | None]:
+    """PROTOCOL.md §3: image has PicUrl+MediaId, voice MediaId+Format, video MediaId; files
+    name themselves in FileName. Only media messages carry them; over-long values are dropped."""
+    if msg_type not in MEDIA_TYPES:
+        return {}
+    fields = {
+        "media_id": _text(root, "MediaId"),
+        "file_name": _text(root, "FileName") or _text(root, "Title"),
+        "pic_url": _text(root, "PicUrl"),
+        "format": _text(root, "Format"),
+    }
+    return {k: v if v and len(v) <= _MEDIA_FIELD_MAX else None for k, v in fields.items()}
+
+
 def to_inbound(plaintext: str, key: str) -> Inbound:
     """Turn a stored plaintext into the handlers' values; never raises for well-formed XML."""
     root = parse_xml(plaintext)
     shape = shape_of(root)
     base: dict[str, Any] = {"user_id": shape.user_id, "key": key, "created_at": _created_at(root)}
-    other = OtherMessage(**base, msg_type=shape.msg_type, event=shape.event)
+    media = _media(root, shape.msg_type)
+    other = OtherMessage(
+        **base,
+        msg_type=shape.msg_type,
+        event=shape.event,
+        media_id=media.get("media_id"),
+        file_name=media.get("file_name"),
+        pic_url=media.get("pic_url"),
+        format=media.get("format"),
+    )
     if not shape.known:
         return other
     try:

@@ -12,12 +12,13 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mappin
 from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
 from typing import Any
+from urllib.parse import quote
 
 from aiohttp import BodyPartReader, web
 
 from bot.simulator import directory as directory_api
 from bot.simulator.callbacks import CallbackSender, FieldValue
-from bot.simulator.delivery import MessageCenter
+from bot.simulator.delivery import MEDIA_TTL, MessageCenter
 from bot.simulator.directory import Department, Directory, Member
 from bot.simulator.errors import ApiError, error_body, normalize_path
 from bot.simulator.faults import Fault, FaultPlan
@@ -36,7 +37,13 @@ __all__ = ["WeComSimulator"]
 
 TOKEN_TTL = 7200  # PROTOCOL.md §4.1: access_token valid 7200 s, same token while valid
 
-Handler = Callable[[web.Request], Awaitable[dict[str, Any]]]
+Handler = Callable[[web.Request], Awaitable[dict[str, Any] | web.StreamResponse]]
+MEDIA_CONTENT_TYPES = {  # what media/get answers with, by kind [U: WeCom sends the file's own]
+    "image": "image/jpeg",
+    "voice": "audio/amr",
+    "video": "video/mp4",
+    "file": "application/octet-stream",
+}
 _json_dumps = functools.partial(json.dumps, ensure_ascii=False)
 
 
@@ -237,6 +244,24 @@ class WeComSimulator:
             self._bot_url(), from_user, content, msg_id=msg_id, create_time=create_time
         )
 
+    def receive_media(self, kind: str, filename: str, content: bytes) -> str:
+        """A file a member received (a customer's photo, say): its media id, valid 3 days."""
+        return self.messages.store_media(kind, filename, content, self.clock.now()).media_id
+
+    async def send_media(
+        self, from_user: str, kind: str, filename: str, content: bytes
+    ) -> tuple[int, str]:
+        """The member forwards a picture, voice, video or file to the app (doc 90239 fields)."""
+        media_id = self.receive_media(kind, filename, content)
+        fields: dict[str, Any] = {"MediaId": media_id}
+        if kind == "image":
+            fields["PicUrl"] = f"https://wework.qpic.cn/sim/{media_id}/0"
+        elif kind == "voice":
+            fields["Format"] = "amr"
+        elif kind == "file":
+            fields["FileName"] = filename
+        return await self.sender.send_message(self._bot_url(), from_user, kind, **fields)
+
     async def send_event(
         self, from_user: str, event: str, **fields: FieldValue
     ) -> tuple[int, str]:
@@ -304,6 +329,7 @@ class WeComSimulator:
             ("POST", "message/send", self._message_send, True),
             ("POST", "message/update_template_card", self._update_template_card, True),
             ("POST", "media/upload", self._media_upload, True),
+            ("GET", "media/get", self._media_get, True),
             ("GET", "user/get", self._query_api(directory_api.user_get), True),
             ("GET", "user/list", self._query_api(directory_api.user_list), True),
             ("GET", "user/simplelist", self._query_api(directory_api.user_simplelist), True),
@@ -350,6 +376,8 @@ class WeComSimulator:
                 result = await handler(request)
             except ApiError as exc:
                 return _json(error_body(exc.errcode, exc.detail))
+            if isinstance(result, web.StreamResponse):
+                return result  # a file (media/get), not the JSON envelope
             return _json({"errcode": 0, "errmsg": "ok", **result})
 
         return endpoint
@@ -458,6 +486,24 @@ class WeComSimulator:
                 "created_at": str(int(now.timestamp())),
             }
         raise ApiError(44001)
+
+    async def _media_get(self, request: web.Request) -> web.StreamResponse:
+        """media/get: the file with a Content-Disposition; 40007 once its 3 days are over."""
+        media_id = request.query.get("media_id", "")
+        if not media_id:
+            raise ApiError(41006)
+        media = self.media.get(media_id)
+        if media is None or self.clock.now() - media.created_at > MEDIA_TTL:
+            raise ApiError(40007)
+        ascii_name = media.filename.encode("ascii", "replace").decode().replace('"', "_")
+        return web.Response(
+            body=media.content,
+            content_type=MEDIA_CONTENT_TYPES.get(media.type, "application/octet-stream"),
+            headers={
+                "Content-Disposition": f'attachment; filename="{ascii_name}"; '
+                f"filename*=UTF-8''{quote(media.filename)}"
+            },
+        )
 
     # --- directory --------------------------------------------------------------------------
 

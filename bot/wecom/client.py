@@ -5,11 +5,14 @@ from __future__ import annotations
 import asyncio
 import io
 import logging
+import re
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from json import loads
 from typing import Any, Protocol
+from urllib.parse import unquote
 
 import aiohttp
 
@@ -17,6 +20,7 @@ from crm_store.clock import Clock
 
 __all__ = [
     "DEFAULT_BASE_URL",
+    "DownloadedMedia",
     "InProcessTokenCache",
     "TokenCache",
     "WeComClient",
@@ -235,6 +239,22 @@ class WeComClient:
         data_factory: DataFactory | None = None,
         token: str | None,
     ) -> dict[str, Any]:
+        _, body = await self._fetch(
+            method, path, params=params, json=json, data_factory=data_factory, token=token
+        )
+        return self._answer(path, body, token)
+
+    async def _fetch(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: dict[str, Any] | None = None,
+        json: Any = None,
+        data_factory: DataFactory | None = None,
+        token: str | None,
+    ) -> tuple[dict[str, str], bytes]:
+        """One HTTP exchange: the answer's headers and body, or a scrubbed transport error."""
         query = {
             k: str(int(v)) if isinstance(v, bool) else str(v) for k, v in (params or {}).items()
         }
@@ -251,7 +271,8 @@ class WeComClient:
             ) as resp:
                 if resp.status != 200:
                     raise WeComTransportError(path, f"HTTP {resp.status}", status=resp.status)
-                body = await resp.read()
+                headers = {k.lower(): v for k, v in resp.headers.items()}
+                return headers, await resp.read()
         except TimeoutError:
             # aiohttp's messages can embed the URL, whose query holds the token: say less
             raise WeComTimeoutError(path, "timed out") from None
@@ -259,6 +280,9 @@ class WeComClient:
             raise
         except aiohttp.ClientError as exc:
             raise WeComTransportError(path, type(exc).__name__) from None
+
+    def _answer(self, path: str, body: bytes, token: str | None) -> dict[str, Any]:
+        """WeCom's JSON envelope; a non-zero errcode becomes a WeComError."""
         try:
             payload = loads(body)
         except ValueError:
@@ -305,6 +329,36 @@ class WeComClient:
 
         answer = await self._call("POST", "media/upload", params={"type": kind}, data_factory=form)
         return str(answer["media_id"])
+
+    async def download_media(self, media_id: str) -> DownloadedMedia:
+        """media/get: a received file's bytes (PROTOCOL.md §3: media ids live 3 days).
+
+        The file comes as the body with a Content-Disposition; an error is WeCom's JSON
+        envelope without one (40007 for an unknown or expired id). A rejected token is
+        replaced and the download retried once, as for every call.
+        """
+        path = "media/get"
+        for attempt in (1, 2):
+            token = await self.access_token()
+            headers, body = await self._fetch(
+                "GET", path, params={"media_id": media_id}, token=token
+            )
+            disposition = headers.get("content-disposition")
+            if disposition is not None:
+                return DownloadedMedia(
+                    content=body,
+                    file_name=_disposition_filename(disposition),
+                    content_type=headers.get("content-type", "application/octet-stream"),
+                )
+            try:
+                self._answer(path, body, token)
+            except WeComError as exc:
+                if exc.errcode not in TOKEN_ERRCODES or attempt == 2:
+                    raise
+                await self.invalidate_token(token)
+                continue
+            raise WeComTransportError(path, "answer has neither a file nor an errcode")
+        raise AssertionError("unreachable")  # pragma: no cover
 
     # --- directory --------------------------------------------------------------------------
 
@@ -354,6 +408,28 @@ class WeComClient:
         """department/get: one department's details."""
         answer = await self.call("GET", "department/get", params={"id": department_id})
         return dict(answer.get("department", {}))
+
+
+@dataclass(frozen=True)
+class DownloadedMedia:
+    content: bytes
+    file_name: str | None
+    content_type: str
+
+
+def _disposition_filename(header: str) -> str | None:
+    """filename*=UTF-8''… (RFC 5987) first, else filename="…"; None when it names nothing."""
+    extended = re.search(r"filename\*\s*=\s*([^']*)'[^']*'([^;]+)", header, re.I)
+    if extended:
+        charset = extended.group(1) or "utf-8"
+        try:
+            return unquote(extended.group(2).strip(), encoding=charset) or None
+        except LookupError:
+            return unquote(extended.group(2).strip()) or None
+    plain = re.search(r'filename\s*=\s*"([^"]*)"|filename\s*=\s*([^;]+)', header, re.I)
+    if plain:
+        return (plain.group(1) if plain.group(1) is not None else plain.group(2)).strip() or None
+    return None
 
 
 def _strip_status(answer: dict[str, Any]) -> dict[str, Any]:

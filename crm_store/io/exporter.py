@@ -2,19 +2,21 @@
 
 Customers and follow-ups use the very headers the importer reads (its first synonym of each
 field), with owners as WeCom userids, so export → import into an empty database gives back the
-same records. Times are written in the company's time zone, as people read them.
+same records. Tickets and opportunities are reports: they are made in chat (a ticket with its
+SLA clocks and history), so no import reads them back. Times are written in the company's time
+zone, as people read them.
 """
 
 from __future__ import annotations
 
 import csv
 from collections.abc import Iterable, Sequence
-from datetime import datetime, tzinfo
+from datetime import UTC, datetime, tzinfo
 from pathlib import Path
 from typing import Any, Literal
 
 from openpyxl import Workbook
-from sqlalchemy import select
+from sqlalchemy import and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
@@ -22,7 +24,7 @@ from crm_store import config_data
 from crm_store.io.importer import CUSTOMER_COLUMNS, FOLLOWUP_COLUMNS
 from crm_store.models.customer import Contact, Customer
 from crm_store.models.sales import Followup, Opportunity, OpportunityState
-from crm_store.models.service import Ticket, TicketStatus
+from crm_store.models.service import ClockState, Ticket, TicketSla, TicketStatus
 
 __all__ = ["EXPORT_KINDS", "ExportKind", "export", "write_table"]
 
@@ -32,13 +34,16 @@ LIST_JOIN = ","
 
 TICKET_HEADERS = (
     "编号", "客户", "联系人", "提交人", "处理人", "优先级", "分类", "状态", "内容",
-    "SLA到期", "首次响应", "解决时间", "关闭时间", "创建时间",
+    "SLA到期", "SLA超时", "首次响应", "解决时间", "关闭时间", "处理结果", "满意度",
+    "满意度备注", "合并到", "附件", "创建时间",
 )  # fmt: skip
 TICKET_STATUS_LABELS = {
     TicketStatus.OPEN.value: "待处理",
     TicketStatus.IN_PROGRESS.value: "处理中",
+    TicketStatus.WAITING.value: "等待客户",
     TicketStatus.RESOLVED.value: "已解决",
     TicketStatus.CLOSED.value: "已关闭",
+    TicketStatus.MERGED.value: "已合并",
 }
 OPPORTUNITY_HEADERS = (
     "客户", "标题", "金额", "阶段", "赢率", "预计成交日期", "负责人", "状态", "输单原因",
@@ -87,14 +92,24 @@ def write_table(path: Path, headers: Sequence[str], rows: Iterable[Sequence[Any]
     return count
 
 
-async def export(session: AsyncSession, *, kind: ExportKind | str, path: Path, tz: tzinfo) -> int:
-    """Write every record of one kind to `path`; returns the number of rows written."""
+async def export(
+    session: AsyncSession,
+    *,
+    kind: ExportKind | str,
+    path: Path,
+    tz: tzinfo,
+    now: datetime | None = None,
+) -> int:
+    """Write every record of one kind to `path`; returns the number of rows written.
+
+    `now` decides which running SLA clocks count as breached in the tickets export.
+    """
     if kind == "customers":
         headers, rows = await _customers(session)
     elif kind == "followups":
         headers, rows = await _followups(session, tz)
     elif kind == "tickets":
-        headers, rows = await _tickets(session, tz)
+        headers, rows = await _tickets(session, tz, now or datetime.now(UTC))
     elif kind == "opportunities":
         headers, rows = await _opportunities(session, tz)
     else:
@@ -158,12 +173,26 @@ async def _followups(session: AsyncSession, tz: tzinfo) -> tuple[list[str], list
     return headers, rows
 
 
-async def _tickets(session: AsyncSession, tz: tzinfo) -> tuple[list[str], list[list[Any]]]:
+async def _breached(session: AsyncSession, now: datetime) -> set[int]:
+    """Tickets with a clock that ended late or runs past its due time, in one query."""
+    late = or_(
+        TicketSla.breached.is_(True),
+        and_(TicketSla.state == ClockState.RUNNING.value, TicketSla.due_at <= now),
+    )
+    return set(await session.scalars(select(TicketSla.ticket_id).where(late).distinct()))
+
+
+async def _tickets(
+    session: AsyncSession, tz: tzinfo, now: datetime
+) -> tuple[list[str], list[list[Any]]]:
     contact = aliased(Contact)
+    merged = aliased(Ticket)
+    breached = await _breached(session, now)
     query = (
-        select(Ticket, Customer.name, contact.name)
+        select(Ticket, Customer.name, contact.name, merged.number)
         .outerjoin(Customer, Customer.id == Ticket.customer_id)
         .outerjoin(contact, contact.id == Ticket.contact_id)
+        .outerjoin(merged, merged.id == Ticket.merged_into_id)
         .order_by(Ticket.id)
     )
     rows = [
@@ -178,12 +207,18 @@ async def _tickets(session: AsyncSession, tz: tzinfo) -> tuple[list[str], list[l
             TICKET_STATUS_LABELS.get(ticket.status, ticket.status),
             ticket.content,
             _local(ticket.sla_due_at, tz),
+            "是" if ticket.id in breached else "否",
             _local(ticket.first_response_at, tz),
             _local(ticket.resolved_at, tz),
             _local(ticket.closed_at, tz),
+            ticket.resolution,
+            ticket.satisfaction,
+            ticket.satisfaction_note,
+            merged_number,
+            len(ticket.attachments or []),
             _local(ticket.created_at, tz),
         ]
-        for ticket, customer_name, contact_name in await session.execute(query)
+        for ticket, customer_name, contact_name, merged_number in await session.execute(query)
     ]
     return list(TICKET_HEADERS), rows
 

@@ -20,7 +20,7 @@ from crm_store.models.sales import (
     OpportunityStageHistory,
     Task,
 )
-from crm_store.models.service import Ticket, TicketEvent
+from crm_store.models.service import MediaFile, Ticket, TicketEvent
 from crm_store.models.settings import CrmSetting
 
 __all__ = [
@@ -37,6 +37,7 @@ __all__ = [
     "InboxMessage",
     "JobRun",
     "LearnedPick",
+    "MediaFile",
     "Lead",
     "Opportunity",
     "OpportunityStageHistory",

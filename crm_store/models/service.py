@@ -6,7 +6,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from crm_store.base import Base, BigId, IntPk, JsonType, StrEnumType, UtcDatetime
@@ -129,3 +129,41 @@ class TicketSla(Base):
     due_at: Mapped[datetime | None]
     met_at: Mapped[datetime | None]
     breached: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class MediaState(StrEnum):
+    PENDING = "pending"  # to fetch (again) at next_attempt_at
+    STORED = "stored"
+    EXPIRED = "expired"  # WeCom no longer has it (media ids live 3 days)
+
+
+class MediaFile(Base):
+    """A forwarded file of a ticket: fetched once from WeCom's media/get and kept on disk.
+
+    The row is the fetch queue (next_attempt_at, with a lease while a fetch runs) and the
+    record of where the file landed; the ticket's attachment entry gets the same path.
+    """
+
+    __tablename__ = "media_files"
+    __table_args__ = (
+        UniqueConstraint("ticket_id", "message_key"),
+        Index("ix_media_files_state_next", "state", "next_attempt_at"),
+    )
+
+    id: Mapped[IntPk]
+    ticket_id: Mapped[int] = mapped_column(
+        BigId, ForeignKey("tickets.id", ondelete="CASCADE"), index=True
+    )
+    message_key: Mapped[str] = mapped_column(String(128))
+    media_id: Mapped[str] = mapped_column(String(1024))
+    kind: Mapped[str] = mapped_column(String(16))
+    file_name: Mapped[str | None] = mapped_column(String(255))
+    received_at: Mapped[UtcDatetime]  # when WeCom got it: the 3-day validity counts from here
+    state: Mapped[str] = mapped_column(String(8), default=MediaState.PENDING.value)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime | None]
+    path: Mapped[str | None] = mapped_column(String(512))  # relative to WECRM_MEDIA_DIR
+    size: Mapped[int | None] = mapped_column(Integer)
+    error: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[UtcDatetime]
+    updated_at: Mapped[UtcDatetime]

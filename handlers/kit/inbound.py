@@ -50,7 +50,15 @@ class ContactChange(Inbound):
 
 @dataclass(frozen=True)
 class OtherMessage(Inbound):
-    """Anything we do not act on yet (image, voice, location, unknown events)."""
+    """Anything without a typed class (image, voice, file, location, unknown events).
+
+    Media messages carry WeCom's media id (valid 3 days, fetched with media/get) and what the
+    wire says about the file; the rest leave these None.
+    """
 
     msg_type: str
     event: str | None = None
+    media_id: str | None = None
+    file_name: str | None = None
+    pic_url: str | None = None
+    format: str | None = None

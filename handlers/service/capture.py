@@ -1,8 +1,9 @@
 """The customer's own words: what service staff forward to the bot is held for a ticket.
 
 Text that is not a command, and pictures, files and voice, are kept for 10 minutes in order;
-`工单 <客户>` with no problem text takes them as the body and attachments. Something that reads
-like a complaint gets, once per batch, an offer to open a ticket from it.
+`工单 <客户>` with no problem text takes them as the body and attachments (with their media
+ids; the runtime then stores the files). Something that reads like a complaint gets, once per
+batch, an offer to open a ticket from it.
 """
 
 from __future__ import annotations
@@ -32,8 +33,13 @@ router = Router(
 class HeldItem:
     kind: str  # "text", or the message type of an attachment
     text: str
-    key: str  # the message key: the attachment's reference (the wire carries no media id)
+    key: str  # the message key: the attachment's reference
     at: str  # ISO time the message arrived
+    # What WeCom said about a media message ("" when not said; slots from before decode too)
+    media_id: str = ""
+    file_name: str = ""
+    pic_url: str = ""
+    format: str = ""
 
 
 @dataclass(frozen=True)
@@ -62,7 +68,16 @@ async def hold_message(ctx: HandlerContext, message: TextMessage | OtherMessage)
     if isinstance(message, TextMessage):
         item = HeldItem("text", message.text.strip(), message.key, ctx.now().isoformat())
     else:
-        item = HeldItem(message.msg_type, "", message.key, ctx.now().isoformat())
+        item = HeldItem(
+            message.msg_type,
+            "",
+            message.key,
+            ctx.now().isoformat(),
+            media_id=message.media_id or "",
+            file_name=message.file_name or "",
+            pic_url=message.pic_url or "",
+            format=message.format or "",
+        )
     items = (*items, item)[-MAX_HELD:]
     offer = not offered and item.kind == "text" and reads_like_complaint(item.text)
     await ctx.state.put(HELD, Held(items, offered or offer))
@@ -89,7 +104,17 @@ async def take_held(ctx: HandlerContext) -> tuple[str, list[dict[str, Any]]] | N
     await ctx.state.clear(HELD)
     items = _fresh(held, ctx.now())
     body = "\n".join(i.text for i in items if i.kind == "text" and i.text)
-    attachments = [
-        {"kind": i.kind, "message_key": i.key, "at": i.at} for i in items if i.kind != "text"
-    ]
+    attachments = [_attachment(i) for i in items if i.kind != "text"]
     return body, attachments
+
+
+def _attachment(item: HeldItem) -> dict[str, Any]:
+    """The ticket's record of one forwarded file; the media fields only when WeCom sent them."""
+    found = {"kind": item.kind, "message_key": item.key, "at": item.at}
+    media = {
+        "media_id": item.media_id,
+        "file_name": item.file_name,
+        "pic_url": item.pic_url,
+        "format": item.format,
+    }
+    return {**found, **{k: v for k, v in media.items() if v}}

@@ -18,6 +18,7 @@ from handlers.kit.replies import MarkdownReply
 from handlers.service.steps import TARGET_TEXT
 from handlers.service.tickets import router
 
+NOTICE_TEMPLATE = "service/sla_notice.md.j2"
 CATCH_UP = timedelta(hours=24)  # a scheduler that was down still sends what fell due meanwhile
 
 
@@ -31,6 +32,8 @@ async def sla_notices(session: AsyncSession, *, now: datetime, tz: ZoneInfo) -> 
     leaders = await tickets.service_leaders(
         session, userids=assignees, department_id=rules.department_id
     )
+    # One template lookup for the pass: render() would stat the file for each of thousands.
+    notice_template = templates.environment(markdown=True).get_template(NOTICE_TEMPLATE)
     scheduled: list[Scheduled] = []
     for notice in due:
         recipients: list[str] = [notice.assignee_id] if notice.assignee_id else []
@@ -38,8 +41,7 @@ async def sla_notices(session: AsyncSession, *, now: datetime, tz: ZoneInfo) -> 
             recipients += [u for u in leaders.get(notice.assignee_id, []) if u not in recipients]
         if not recipients:
             continue
-        content = templates.render(
-            "service/sla_notice",
+        content = notice_template.render(
             kind=notice.kind,
             number=notice.number,
             priority=notice.priority,
@@ -47,7 +49,7 @@ async def sla_notices(session: AsyncSession, *, now: datetime, tz: ZoneInfo) -> 
             due=format_when(notice.due_at, now=now, tz=tz),
             customer=notice.customer_name or "—",
             content=notice.content[:60],
-        )
+        ).strip()
         due_ts = int(notice.due_at.timestamp())
         key = f"sla:{notice.ticket_id}:{notice.target}:{notice.kind}:{due_ts}"
         reply = MarkdownReply(recipients[0], content, extra_to=tuple(recipients[1:]))

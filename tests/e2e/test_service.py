@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -10,7 +11,7 @@ import pytest
 from sqlalchemy import func, select
 
 from crm_store import customers, staff
-from crm_store.models import AuditEntry, Task, Ticket
+from crm_store.models import AuditEntry, MediaFile, Task, Ticket
 from crm_store.scope import load_actor
 from handlers.service.jobs import sla_notices
 from tests.e2e.conftest import BotHarness
@@ -34,6 +35,10 @@ CUSTOMERS = [
 @pytest.fixture
 async def desk(bot: BotHarness) -> BotHarness:
     """The bot with a sales team, a service desk and two customers."""
+    return await seed_desk(bot)
+
+
+async def seed_desk(bot: BotHarness) -> BotHarness:
     bot.clock.set(datetime(2026, 11, 24, 2, 0, tzinfo=UTC))  # Tuesday 10:00 in Shanghai
     now = bot.clock.now()
     async with bot.runtime.sessions.begin() as session:
@@ -242,3 +247,107 @@ async def test_each_command_from_a_wrong_status_is_explained_and_changes_nothing
         [answer] = await desk.say("kefu1", command)
         assert "已解决" in answer and "不能" in answer, command
     assert await count(desk, AuditEntry) == before
+
+
+async def test_a_rating_keeps_its_note(desk: BotHarness) -> None:
+    await desk.say("kefu1", "工单 字节 发票抬头写错了")
+    n = (await only_ticket(desk)).number
+    [early] = await desk.say("kefu1", f"满意度 #{n} 5 很满意")
+    assert (await only_ticket(desk)).satisfaction is None and f"#{n}" in early
+    await desk.say("kefu1", f"解决 #{n} 已重开发票")
+    [rated] = await desk.say("kefu1", f"满意度 #{n} 5 回访时客户说处理很快 非常满意")
+    assert "5 分" in rated
+    ticket = await only_ticket(desk)
+    assert (ticket.satisfaction, ticket.satisfaction_note) == (5, "回访时客户说处理很快 非常满意")
+    [shown] = await desk.say("kefu1", f"工单 #{n}")
+    assert "5分：回访时客户说处理很快" in shown
+    [bad] = await desk.say("kefu1", f"满意度 #{n} 9 太好了")
+    assert (await only_ticket(desk)).satisfaction == 5 and "1" in bad and "5" in bad
+
+
+# Forwarded files are kept: media ids on the ticket, the bytes on disk ------------------------
+
+PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4
+LOG = "2026-11-24 09:58:01 ERROR 登录失败: token expired\n".encode() * 20
+
+
+@pytest.fixture
+async def media_desk(make_bot: Any, tmp_path: Path) -> BotHarness:
+    """The service desk with its media folder in tmp_path (WECRM_MEDIA_DIR)."""
+    return await seed_desk(await make_bot(WECRM_MEDIA_DIR=str(tmp_path / "files")))
+
+
+async def media_rows(bot: BotHarness) -> list[MediaFile]:
+    async with bot.runtime.sessions() as session:
+        return list(await session.scalars(select(MediaFile).order_by(MediaFile.id)))
+
+
+async def forward_and_open(bot: BotHarness) -> Ticket:
+    await bot.say("kefu1", "客户说登录一直报错，附截图和日志")
+    for kind, name, content in (("image", "报错截图.png", PNG), ("file", "错误日志.txt", LOG)):
+        status, _ = await bot.sim.send_media("kefu1", kind, name, content)
+        assert status == 200
+    await bot.drain()
+    await bot.say("kefu1", "工单 阿里")
+    return await only_ticket(bot)
+
+
+async def test_forwarded_image_and_file_land_on_disk(
+    media_desk: BotHarness, tmp_path: Path
+) -> None:
+    ticket = await forward_and_open(media_desk)
+    image, file = ticket.attachments
+    assert (image["kind"], file["kind"]) == ("image", "file")
+    assert image["media_id"] in media_desk.sim.media and image["pic_url"].startswith("https://")
+    assert file["file_name"] == "错误日志.txt" and "path" not in file
+    assert media_desk.runtime.settings.media_folder == tmp_path / "files"
+
+    assert await media_desk.runtime.media.run_until_idle() == 2
+    assert media_desk.sim.calls["media/get"] == 2
+    stored = (await only_ticket(media_desk)).attachments
+    folder = tmp_path / "files"
+    assert (folder / stored[0]["path"]).read_bytes() == PNG
+    assert (folder / stored[1]["path"]).read_bytes() == LOG
+    assert stored[1]["path"].startswith(f"{ticket.id}/") and stored[1]["path"].endswith(
+        "-错误日志.txt"
+    )
+    assert stored[0]["size"] == len(PNG)
+    rows = await media_rows(media_desk)
+    assert [(r.state, r.attempts) for r in rows] == [("stored", 1), ("stored", 1)]
+    # Nothing is fetched twice, and only the .part- files of a crash could be left behind.
+    assert await media_desk.runtime.media.run_until_idle() == 0
+    assert sorted(p.name.split("-", 1)[1] for p in (folder / str(ticket.id)).iterdir()) == [
+        "报错截图.png",
+        "错误日志.txt",
+    ]
+
+
+async def test_a_failed_fetch_is_retried_and_an_expired_one_marked(
+    media_desk: BotHarness, tmp_path: Path
+) -> None:
+    ticket = await forward_and_open(media_desk)
+    image_id = ticket.attachments[0]["media_id"]
+    media_desk.sim.fail_next("media/get", errcode=-1)  # system busy: try again later
+    media_desk.sim.media.pop(ticket.attachments[1]["media_id"])  # WeCom forgot it: 40007
+    assert await media_desk.runtime.media.run_until_idle() == 2
+    image, file = await media_rows(media_desk)
+    assert (image.state, image.attempts, file.state) == ("pending", 1, "expired")
+    assert file.error is not None and "40007" in file.error
+    assert image.next_attempt_at is not None and image.next_attempt_at > media_desk.clock.now()
+    assert (await only_ticket(media_desk)).attachments[1]["expired"] is True
+
+    assert await media_desk.runtime.media.run_until_idle() == 0  # not due yet
+    media_desk.clock.advance(minutes=1)
+    assert await media_desk.runtime.media.run_until_idle() == 1
+    image, _ = await media_rows(media_desk)
+    assert (image.state, image.attempts) == ("stored", 2)
+    assert image.path is not None and (tmp_path / "files" / image.path).read_bytes() == PNG
+    assert media_desk.sim.media[image_id].content == PNG
+
+
+async def test_media_older_than_three_days_is_not_asked_for(media_desk: BotHarness) -> None:
+    await forward_and_open(media_desk)
+    media_desk.clock.advance(days=3)
+    assert await media_desk.runtime.media.run_until_idle() == 2
+    assert [r.state for r in await media_rows(media_desk)] == ["expired", "expired"]
+    assert media_desk.sim.calls["media/get"] == 0

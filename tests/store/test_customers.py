@@ -567,13 +567,11 @@ async def test_settings_defaults_and_setters(org: Org) -> None:
             "退换货",
             "其他",
         ]
-        assert await config_data.get_sla_hours(session) == {"P1": 4, "P2": 8, "P3": 24, "P4": 72}
         kinds = await config_data.get_followup_kinds(session)
         assert [k.code for k in kinds] == ["call", "visit", "wechat", "meeting", "other"]
         assert getattr(config_data.resolve_followup_kind(kinds, "打电话"), "code", None) == "call"
         assert await config_data.get_default_role(session) == "rep"
 
-        await config_data.set_sla_hours(session, hours={"P1": 2}, by="wushi", now=now)
         await config_data.set_ticket_categories(
             session, categories=["咨询", "投诉"], by="wushi", now=now, source_key="m-9"
         )
@@ -591,14 +589,14 @@ async def test_settings_defaults_and_setters(org: Org) -> None:
             with pytest.raises(config_data.ConfigError):
                 await config_data.set_stages(session, stages=bad, by="wushi", now=now)
         with pytest.raises(config_data.ConfigError):
-            await config_data.set_sla_hours(session, hours={"P9": 1}, by="wushi", now=now)
+            await config_data.set_ticket_categories(
+                session, categories=["咨询", "很长" * 17], by="wushi", now=now
+            )
         with pytest.raises(config_data.ConfigError):
             await config_data.set_ticket_categories(
                 session, categories=["咨询", "咨询"], by="wushi", now=now
             )
     async with org.sessions() as session:
-        assert (await config_data.get_sla_hours(session))["P1"] == 2
-        assert (await config_data.get_sla_hours(session))["P4"] == 72
         assert await config_data.get_ticket_categories(session) == ["咨询", "投诉"]
         assert await config_data.get_stages(session) == custom
         audit = await session.scalar(

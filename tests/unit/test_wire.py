@@ -197,3 +197,47 @@ def test_any_msgid_gives_a_key_that_fits_the_column(length: int) -> None:
         assert envelope.dedup_key == bounded_dedup_key(f"msg:{msg_id}")
         assert envelope.dedup_key != peek(TEXT.replace("123456789", msg_id + "0")).dedup_key
     assert bounded_dedup_key(envelope.dedup_key) == envelope.dedup_key  # idempotent
+
+
+def _media_xml(msg_type: str, fields: str) -> str:
+    return (
+        "<xml><ToUserName><![CDATA[ww1]]></ToUserName><FromUserName><![CDATA[kefu1]]>"
+        f"</FromUserName><CreateTime>1700000000</CreateTime><MsgType><![CDATA[{msg_type}]]>"
+        f"</MsgType>{fields}<MsgId>42</MsgId><AgentID>1</AgentID></xml>"
+    )
+
+
+@pytest.mark.parametrize(
+    ("msg_type", "fields", "expected"),
+    [
+        (
+            "image",
+            "<PicUrl><![CDATA[https://wework.qpic.cn/x/0]]></PicUrl>"
+            "<MediaId><![CDATA[m-img]]></MediaId>",
+            ("m-img", None, "https://wework.qpic.cn/x/0", None),
+        ),
+        (
+            "voice",
+            "<MediaId><![CDATA[m-voice]]></MediaId><Format><![CDATA[amr]]></Format>",
+            ("m-voice", None, None, "amr"),
+        ),
+        (
+            "video",
+            "<MediaId><![CDATA[m-video]]></MediaId><ThumbMediaId><![CDATA[t]]></ThumbMediaId>",
+            ("m-video", None, None, None),
+        ),
+        (
+            "file",
+            "<MediaId><![CDATA[m-file]]></MediaId><FileName><![CDATA[合同.pdf]]></FileName>",
+            ("m-file", "合同.pdf", None, None),
+        ),
+        ("location", "<Label><![CDATA[杭州]]></Label>", (None, None, None, None)),
+        ("image", "<MediaId>" + "x" * 2000 + "</MediaId>", (None, None, None, None)),
+    ],
+)
+def test_media_messages_carry_their_media_fields(
+    msg_type: str, fields: str, expected: tuple[str | None, ...]
+) -> None:
+    message = to_inbound(_media_xml(msg_type, fields), "k")
+    assert isinstance(message, OtherMessage) and message.msg_type == msg_type
+    assert (message.media_id, message.file_name, message.pic_url, message.format) == expected
