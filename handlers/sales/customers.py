@@ -19,6 +19,7 @@ from handlers.kit.context import HandlerContext
 from handlers.kit.replies import Reply
 from handlers.kit.routing import Router
 from handlers.parsing.customer_form import read_customer_form, read_labels
+from handlers.sales import undo
 from handlers.sales.steps import SELLERS, SalesStep
 
 router = Router("sales.customers", audience="sales", title="销售", roles=SELLERS)
@@ -60,7 +61,13 @@ class FixFieldKey(CardKey, prefix="fix_field"):
 
 CONFIRM_NEW = router.slot("confirm_new", NewCustomerDraft, ttl=timedelta(minutes=10))
 CHECK_NEW = router.slot("check_new_customer", CheckNewCustomer, ttl=timedelta(minutes=15))
-FIELD_TITLES = {"name": "名称", "industry": "行业", "phone": "电话", "contact": "联系人", "city": "城市"}
+FIELD_TITLES = {
+    "name": "名称",
+    "industry": "行业",
+    "phone": "电话",
+    "contact": "联系人",
+    "city": "城市",
+}
 _CLEAR_WORDS = frozenset({"无", "没有", "空", "不填", "清空", "-", "—"})
 NEW_USAGE = "新客户 <名称> [行业] [电话] [联系人] [城市]（也可写 行业:金融 电话:… 联系人:…）"
 NEW_EXAMPLE = "新客户 杭州云栖科技有限公司 软件 13800138000 王总"
@@ -224,6 +231,7 @@ async def _create(ctx: HandlerContext, fields: NewCustomerDraft) -> list[Reply]:
         )
     ctx.search.note(customer)
     await ctx.state.clear(CONFIRM_NEW)
+    await undo.remember(ctx, undo.UndoKind.CUSTOMER, customer.id)
     await ctx.state.put(LAST_CUSTOMER, LastCustomer(customer.id))
     return [ctx.reply("sales/customer_created", c=customer, contact=fields.contact)]
 
@@ -270,6 +278,7 @@ async def record_claim(ctx: HandlerContext, customer: Customer, _draft: NoDraft)
         refreshed = await customers.get_by_id(ctx.session, customer.id)
         if refreshed is not None:
             ctx.search.note(refreshed)
+        await undo.remember(ctx, undo.UndoKind.CLAIM, customer.id)
     return [
         ctx.reply(
             "sales/claim_result",
