@@ -153,6 +153,15 @@ async def get_by_id(session: AsyncSession, customer_id: int) -> Customer | None:
     return await session.get(Customer, customer_id)
 
 
+async def owner_names(session: AsyncSession, owner_ids: list[str | None]) -> dict[str, str]:
+    """Display names of owners, for telling similar customers apart in a choice list."""
+    wanted = {o for o in owner_ids if o}
+    if not wanted:
+        return {}
+    rows = await session.execute(select(Staff.userid, Staff.name).where(Staff.userid.in_(wanted)))
+    return {userid: name for userid, name in rows.all()}
+
+
 async def is_writable(session: AsyncSession, scope: Scope, customer_id: int) -> bool:
     """Whether the actor may change this customer (and so share it or log on its behalf)."""
     found = await session.scalar(
