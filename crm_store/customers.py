@@ -11,7 +11,7 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import func, insert, or_, select, update
+from sqlalchemy import delete, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_store import audit, config_data
@@ -941,14 +941,12 @@ async def undo_create_customer(
         **audit.snapshot(customer, _CUSTOMER_FIELDS),
         "contacts": [{"name": c.name, "phone": c.phone} for c in contacts],
     }
-    for contact in contacts:
-        await session.delete(contact)
-    for row in await session.scalars(
-        select(CustomerOwnerHistory).where(CustomerOwnerHistory.customer_id == customer_id)
-    ):
-        await session.delete(row)
-    await session.delete(customer)
-    await session.flush()
+    await session.execute(delete(Contact).where(Contact.customer_id == customer_id))
+    await session.execute(
+        delete(CustomerOwnerHistory).where(CustomerOwnerHistory.customer_id == customer_id)
+    )
+    await session.execute(delete(Customer).where(Customer.id == customer_id))
+    session.expunge(customer)
     await audit.record(
         session,
         actor_id=actor_id,
@@ -1038,7 +1036,9 @@ async def undo_claim(
         .limit(1)
     )
     if history is not None:
-        await session.delete(history)
+        await session.execute(
+            delete(CustomerOwnerHistory).where(CustomerOwnerHistory.id == history.id)
+        )
     await session.flush()
     await audit.record(
         session,

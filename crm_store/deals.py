@@ -13,7 +13,7 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import ColumnElement, RowMapping, func, or_, select
+from sqlalchemy import ColumnElement, RowMapping, delete, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_store import audit, config_data
@@ -594,14 +594,13 @@ async def undo_create_opportunity(
     if int(moves or 0) > 1:
         return UndoResult.CHANGED_SINCE
     before = {"id": opportunity.id, **audit.snapshot(opportunity, _OPPORTUNITY_FIELDS)}
-    for row in await session.scalars(
-        select(OpportunityStageHistory).where(
+    await session.execute(
+        delete(OpportunityStageHistory).where(
             OpportunityStageHistory.opportunity_id == opportunity_id
         )
-    ):
-        await session.delete(row)
-    await session.delete(opportunity)
-    await session.flush()
+    )
+    await session.execute(delete(Opportunity).where(Opportunity.id == opportunity_id))
+    session.expunge(opportunity)
     await audit.record(
         session,
         actor_id=actor_id,
@@ -653,11 +652,9 @@ async def undo_stage_move(
     opportunity.state = str(old.get("state", opportunity.state))
     opportunity.lost_reason = old.get("lost_reason")
     opportunity.updated_at = now
-    history = await session.scalar(
-        select(OpportunityStageHistory).where(OpportunityStageHistory.source_key == move_key)
+    await session.execute(
+        delete(OpportunityStageHistory).where(OpportunityStageHistory.source_key == move_key)
     )
-    if history is not None:
-        await session.delete(history)
     await session.flush()
     await audit.record(
         session,

@@ -151,8 +151,11 @@ def _name_span(words: list[str]) -> tuple[int, bool]:
         return end + 1, False
     if end > count:
         return end, True
-    if count == 1 and len(words) > 1 and len(words[0]) == 1 and _ends_like_a_name(words[1]):
-        return 2, False
+    # 星河 科技 / 未申 (上海) 有限公司: a bracket or a bare company ending continues the name.
+    while count < len(words) and (words[count][0] in _OPEN or words[count] in _NAME_ENDINGS):
+        count += 1
+        while count < len(words) and not _balanced(" ".join(words[:count])):
+            count += 1
     return count, False
 
 
