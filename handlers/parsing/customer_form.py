@@ -216,9 +216,9 @@ def read_customer_form(text: str) -> CustomerForm:
         values[kind] = word
         if not sure:
             guessed.append(kind)
-    name = values["name"]
+    found_name = values["name"]
     return CustomerForm(
-        name=name[:200] if name else None,
+        name=found_name[:200] if found_name else None,
         industry=(values["industry"] or None) and str(values["industry"])[:64],
         phone=values["phone"],
         contact=(values["contact"] or None) and str(values["contact"])[:100],

@@ -159,14 +159,17 @@ async def answer_check(
     draft = check.draft
     for name, raw in changes.items():
         value: str | None = None if raw in _CLEAR_WORDS or not raw else raw
-        if name == "name" and value is None:
-            return [ctx.reply("sales/new_customer_fix", field=FIELD_TITLES[name])]
+        if name == "name":
+            if value is None:
+                return [ctx.reply("sales/new_customer_fix", field=FIELD_TITLES[name])]
+            draft = replace(draft, name=value[:200])
+            continue
         if name == "phone" and value is not None:
             parsed = parse_phone(value)
             if parsed is None:
                 return [ctx.reply("sales/bad_phone")]
             value = parsed.stored
-        draft = replace(draft, **{name: value})
+        draft = replace(draft, **{name: value})  # type: ignore[arg-type]
     guessed = tuple(g for g in check.guessed if g not in changes)
     leftover = () if changes else check.leftover
     return [await _ask(ctx, CheckNewCustomer(draft, guessed, leftover, None))]
