@@ -11,7 +11,7 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import func, insert, or_, select, update
+from sqlalchemy import delete, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_store import audit, config_data
@@ -99,6 +99,20 @@ class NotAllowed(Exception):
     """The actor's scope does not reach what they asked to change."""
 
 
+class UndoResult(StrEnum):
+    """What 撤销 did to one write."""
+
+    UNDONE = "undone"
+    TOO_LATE = "too_late"
+    NOT_FOUND = "not_found"
+    NOT_YOURS = "not_yours"
+    ALREADY_UNDONE = "already_undone"
+    CHANGED_SINCE = "changed_since"  # something else was written on it after: undo that first
+
+
+UNDO_WINDOW = timedelta(minutes=10)
+
+
 def normalize_phone(phone: str | None) -> str | None:
     """One spelling per number ("138-0013 8000" → "13800138000"), so dedup compares equals;
     None when it is not a mainland phone (crm_store.phones is the one parser)."""
@@ -138,6 +152,15 @@ async def get_by_id(session: AsyncSession, customer_id: int) -> Customer | None:
     """A customer regardless of scope: for the bot's own bookkeeping (index, 撞单 notices),
     never for showing it to someone."""
     return await session.get(Customer, customer_id)
+
+
+async def owner_names(session: AsyncSession, owner_ids: list[str | None]) -> dict[str, str]:
+    """Display names of owners, for telling similar customers apart in a choice list."""
+    wanted = {o for o in owner_ids if o}
+    if not wanted:
+        return {}
+    rows = await session.execute(select(Staff.userid, Staff.name).where(Staff.userid.in_(wanted)))
+    return {userid: name for userid, name in rows.all()}
 
 
 async def is_writable(session: AsyncSession, scope: Scope, customer_id: int) -> bool:
@@ -574,6 +597,9 @@ async def claim_from_pool(
             return result(ClaimOutcome.COOLDOWN, until)
     if used >= rules.daily_claim_limit:
         return result(ClaimOutcome.LIMIT_REACHED)
+    before_department = await session.scalar(
+        select(Customer.department_id).where(Customer.id == customer_id)
+    )
     claimed = await session.execute(
         update(Customer)
         .where(Customer.id == customer_id, Customer.in_pool.is_(True))
@@ -602,7 +628,7 @@ async def claim_from_pool(
         action="customer.claim",
         entity="customer",
         entity_id=customer_id,
-        before={"owner_id": None, "in_pool": True},
+        before={"owner_id": None, "in_pool": True, "department_id": before_department},
         after={"owner_id": actor.userid, "in_pool": False},
         source_key=source_key,
         now=now,
@@ -768,3 +794,326 @@ async def _already_done(session: AsyncSession, source_key: str) -> bool:
         select(AuditEntry.id).where(AuditEntry.source_key == source_key).limit(1)
     )
     return found is not None
+
+
+# Undo (撤销) -----------------------------------------------------------------------------------
+
+
+async def audit_of(
+    session: AsyncSession, *, entity: str, entity_id: int, action: str, source_key: str | None
+) -> AuditEntry | None:
+    """The audit row one message wrote for one action (the write 撤销 takes back)."""
+    query = select(AuditEntry).where(
+        AuditEntry.entity == entity,
+        AuditEntry.entity_id == str(entity_id),
+        AuditEntry.action.like(action),
+    )
+    if source_key is not None:
+        query = query.where(AuditEntry.source_key == source_key)
+    return await session.scalar(query.order_by(AuditEntry.id.desc()).limit(1))
+
+
+async def written_since(
+    session: AsyncSession, *, entity: str, entity_id: int, after_id: int
+) -> bool:
+    """Whether anything else was audited on the entity after the row `after_id`."""
+    found = await session.scalar(
+        select(AuditEntry.id)
+        .where(
+            AuditEntry.entity == entity,
+            AuditEntry.entity_id == str(entity_id),
+            AuditEntry.id > after_id,
+        )
+        .limit(1)
+    )
+    return found is not None
+
+
+async def undo_outcome(
+    session: AsyncSession,
+    *,
+    entity: str,
+    entity_id: int,
+    undo_action: str,
+    after_id: int,
+    source_key: str,
+) -> UndoResult | None:
+    """UNDONE for a retry of the same 撤销, ALREADY_UNDONE for a later one, else None."""
+    done = await session.scalar(
+        select(AuditEntry)
+        .where(
+            AuditEntry.entity == entity,
+            AuditEntry.entity_id == str(entity_id),
+            AuditEntry.action == undo_action,
+            AuditEntry.id > after_id,
+        )
+        .limit(1)
+    )
+    if done is None:
+        return None
+    return UndoResult.UNDONE if done.source_key == source_key else UndoResult.ALREADY_UNDONE
+
+
+async def _refusal(
+    entry: AuditEntry | None, *, actor_id: str, now: datetime, window: timedelta
+) -> UndoResult | None:
+    if entry is None:
+        return UndoResult.NOT_FOUND
+    if entry.actor_id != actor_id:
+        return UndoResult.NOT_YOURS
+    if now - entry.at > window:
+        return UndoResult.TOO_LATE
+    return None
+
+
+async def _has_records(session: AsyncSession, customer_id: int) -> bool:
+    """Follow-ups, deals, tasks, tickets, leads or shares: a customer someone has worked on."""
+    from crm_store.models.sales import Followup
+    from crm_store.models.service import Ticket
+
+    for column in (
+        Followup.customer_id,
+        Opportunity.customer_id,
+        Task.customer_id,
+        Ticket.customer_id,
+        Lead.converted_customer_id,
+        CustomerShare.customer_id,
+    ):
+        found = await session.scalar(select(column).where(column == customer_id).limit(1))
+        if found is not None:
+            return True
+    return False
+
+
+async def undo_create_customer(
+    session: AsyncSession,
+    *,
+    actor_id: str,
+    customer_id: int,
+    created_key: str,
+    source_key: str,
+    now: datetime,
+    window: timedelta = UNDO_WINDOW,
+) -> UndoResult:
+    """Take back a customer one just created (新客户), with its contact; audited.
+
+    Refused once anything else was written on it (a follow-up, a deal, an edit, a claim).
+    """
+    from crm_store.models.customer import Contact
+
+    created = await audit_of(
+        session,
+        entity="customer",
+        entity_id=customer_id,
+        action="customer.create",
+        source_key=created_key,
+    )
+    if created is not None:
+        again = await undo_outcome(
+            session,
+            entity="customer",
+            entity_id=customer_id,
+            undo_action="customer.undo_create",
+            after_id=created.id,
+            source_key=source_key,
+        )
+        if again is not None:
+            return again
+    refused = await _refusal(created, actor_id=actor_id, now=now, window=window)
+    if refused is not None:
+        return refused
+    assert created is not None
+    customer = await session.scalar(
+        select(Customer).where(Customer.id == customer_id).with_for_update()
+    )
+    if customer is None:
+        return UndoResult.NOT_FOUND
+    if await written_since(
+        session, entity="customer", entity_id=customer_id, after_id=created.id
+    ) or await _has_records(session, customer_id):
+        return UndoResult.CHANGED_SINCE
+    contacts = list(
+        await session.scalars(select(Contact).where(Contact.customer_id == customer_id))
+    )
+    if any(c.created_at != customer.created_at for c in contacts):
+        return UndoResult.CHANGED_SINCE
+    before = {
+        "id": customer.id,
+        **audit.snapshot(customer, _CUSTOMER_FIELDS),
+        "contacts": [{"name": c.name, "phone": c.phone} for c in contacts],
+    }
+    await session.execute(delete(Contact).where(Contact.customer_id == customer_id))
+    await session.execute(
+        delete(CustomerOwnerHistory).where(CustomerOwnerHistory.customer_id == customer_id)
+    )
+    await session.execute(delete(Customer).where(Customer.id == customer_id))
+    session.expunge(customer)
+    await audit.record(
+        session,
+        actor_id=actor_id,
+        action="customer.undo_create",
+        entity="customer",
+        entity_id=customer_id,
+        before=before,
+        after=None,
+        source_key=source_key,
+        now=now,
+    )
+    return UndoResult.UNDONE
+
+
+async def undo_claim(
+    session: AsyncSession,
+    *,
+    actor_id: str,
+    customer_id: int,
+    claim_key: str,
+    source_key: str,
+    now: datetime,
+    window: timedelta = UNDO_WINDOW,
+) -> UndoResult:
+    """Put a customer one just claimed back in the pool (领取 taken back); the claim no longer
+    counts against today's limit. Refused once anything else was written on it."""
+    from crm_store.models.sales import Followup
+
+    claimed = await audit_of(
+        session,
+        entity="customer",
+        entity_id=customer_id,
+        action="customer.claim",
+        source_key=claim_key,
+    )
+    if claimed is not None:
+        again = await undo_outcome(
+            session,
+            entity="customer",
+            entity_id=customer_id,
+            undo_action="customer.undo_claim",
+            after_id=claimed.id,
+            source_key=source_key,
+        )
+        if again is not None:
+            return again
+    refused = await _refusal(claimed, actor_id=actor_id, now=now, window=window)
+    if refused is not None:
+        return refused
+    assert claimed is not None
+    customer = await session.scalar(
+        select(Customer).where(Customer.id == customer_id).with_for_update()
+    )
+    if customer is None:
+        return UndoResult.NOT_FOUND
+    worked = False
+    for column, at in (
+        (Followup.customer_id, Followup.created_at),
+        (Opportunity.customer_id, Opportunity.created_at),
+    ):
+        found = await session.scalar(
+            select(column).where(column == customer_id, at >= claimed.at).limit(1)
+        )
+        worked = worked or found is not None
+    if (
+        worked
+        or customer.owner_id != actor_id
+        or customer.in_pool
+        or await written_since(
+            session, entity="customer", entity_id=customer_id, after_id=claimed.id
+        )
+    ):
+        return UndoResult.CHANGED_SINCE
+    department = (claimed.before or {}).get("department_id")
+    customer.owner_id = None
+    customer.in_pool = True
+    customer.department_id = department if isinstance(department, int) else None
+    customer.updated_at = now
+    history = await session.scalar(
+        select(CustomerOwnerHistory)
+        .where(
+            CustomerOwnerHistory.customer_id == customer_id,
+            CustomerOwnerHistory.to_owner_id == actor_id,
+            CustomerOwnerHistory.reason == OwnerChange.CLAIM.value,
+        )
+        .order_by(CustomerOwnerHistory.id.desc())
+        .limit(1)
+    )
+    if history is not None:
+        await session.execute(
+            delete(CustomerOwnerHistory).where(CustomerOwnerHistory.id == history.id)
+        )
+    await session.flush()
+    await audit.record(
+        session,
+        actor_id=actor_id,
+        action="customer.undo_claim",
+        entity="customer",
+        entity_id=customer_id,
+        before=claimed.after,
+        after={"owner_id": None, "in_pool": True, "department_id": customer.department_id},
+        source_key=source_key,
+        now=now,
+    )
+    return UndoResult.UNDONE
+
+
+async def undo_edit_customer(
+    session: AsyncSession,
+    *,
+    actor_id: str,
+    customer_id: int,
+    edit_key: str,
+    source_key: str,
+    now: datetime,
+    window: timedelta = UNDO_WINDOW,
+) -> UndoResult:
+    """Put back what 改 changed on a customer, unless it was changed again since."""
+    edited = await audit_of(
+        session,
+        entity="customer",
+        entity_id=customer_id,
+        action="customer.edit.%",
+        source_key=edit_key,
+    )
+    if edited is not None:
+        again = await undo_outcome(
+            session,
+            entity="customer",
+            entity_id=customer_id,
+            undo_action="customer.undo_edit",
+            after_id=edited.id,
+            source_key=source_key,
+        )
+        if again is not None:
+            return again
+    refused = await _refusal(edited, actor_id=actor_id, now=now, window=window)
+    if refused is not None:
+        return refused
+    assert edited is not None
+    customer = await session.scalar(
+        select(Customer).where(Customer.id == customer_id).with_for_update()
+    )
+    if customer is None:
+        return UndoResult.NOT_FOUND
+    if await written_since(session, entity="customer", entity_id=customer_id, after_id=edited.id):
+        return UndoResult.CHANGED_SINCE
+    before = audit.snapshot(customer, _CUSTOMER_FIELDS)
+    old = edited.before or {}
+    for name in ("name", "name_core", "industry", "city", "phone"):
+        if name in old:
+            setattr(customer, name, old[name])
+    full_keys, initial_keys = pinyin_keys(customer.name_core or customer.name)
+    customer.pinyin = _fit(full_keys, 1000)
+    customer.initials = _fit(initial_keys, 200)
+    customer.updated_at = now
+    await session.flush()
+    await audit.record(
+        session,
+        actor_id=actor_id,
+        action="customer.undo_edit",
+        entity="customer",
+        entity_id=customer_id,
+        before=before,
+        after=audit.snapshot(customer, _CUSTOMER_FIELDS),
+        source_key=source_key,
+        now=now,
+    )
+    return UndoResult.UNDONE

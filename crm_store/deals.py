@@ -8,17 +8,24 @@ message key, so a WeCom retry moves nothing twice.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import ColumnElement, RowMapping, func, or_, select
+from sqlalchemy import ColumnElement, RowMapping, delete, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_store import audit, config_data
 from crm_store.config_data import Stage
-from crm_store.customers import NotAllowed
+from crm_store.customers import (
+    UNDO_WINDOW,
+    NotAllowed,
+    UndoResult,
+    audit_of,
+    undo_outcome,
+    written_since,
+)
 from crm_store.dialect import insert_ignore
 from crm_store.models.audit import AuditEntry
 from crm_store.models.customer import Customer
@@ -502,3 +509,216 @@ async def edit_opportunity(
     view = await get_view(session, scope=scope, opportunity_id=opportunity_id)
     assert view is not None  # it was read through the same scope above
     return view
+
+
+# Undo (撤销) -----------------------------------------------------------------------------------
+
+
+async def _undo_start(
+    session: AsyncSession,
+    *,
+    opportunity_id: int,
+    action: str,
+    undo_action: str,
+    write_key: str,
+    source_key: str,
+    actor_id: str,
+    now: datetime,
+    window: timedelta,
+) -> tuple[AuditEntry | None, UndoResult | None]:
+    """The audit row of the write to take back, or why it cannot be taken back."""
+    entry = await audit_of(
+        session,
+        entity="opportunity",
+        entity_id=opportunity_id,
+        action=action,
+        source_key=write_key,
+    )
+    if entry is None:
+        return None, UndoResult.NOT_FOUND
+    again = await undo_outcome(
+        session,
+        entity="opportunity",
+        entity_id=opportunity_id,
+        undo_action=undo_action,
+        after_id=entry.id,
+        source_key=source_key,
+    )
+    if again is not None:
+        return None, again
+    if entry.actor_id != actor_id:
+        return None, UndoResult.NOT_YOURS
+    if now - entry.at > window:
+        return None, UndoResult.TOO_LATE
+    if await written_since(
+        session, entity="opportunity", entity_id=opportunity_id, after_id=entry.id
+    ):
+        return None, UndoResult.CHANGED_SINCE
+    return entry, None
+
+
+async def undo_create_opportunity(
+    session: AsyncSession,
+    *,
+    actor_id: str,
+    opportunity_id: int,
+    created_key: str,
+    source_key: str,
+    now: datetime,
+    window: timedelta = UNDO_WINDOW,
+) -> UndoResult:
+    """Take back a deal one just opened (商机); refused once it moved or was edited."""
+    entry, refused = await _undo_start(
+        session,
+        opportunity_id=opportunity_id,
+        action="opportunity.create",
+        undo_action="opportunity.undo_create",
+        write_key=created_key,
+        source_key=source_key,
+        actor_id=actor_id,
+        now=now,
+        window=window,
+    )
+    if refused is not None:
+        return refused
+    opportunity = await session.scalar(
+        select(Opportunity).where(Opportunity.id == opportunity_id).with_for_update()
+    )
+    if opportunity is None:
+        return UndoResult.NOT_FOUND
+    moves = await session.scalar(
+        select(func.count())
+        .select_from(OpportunityStageHistory)
+        .where(OpportunityStageHistory.opportunity_id == opportunity_id)
+    )
+    if int(moves or 0) > 1:
+        return UndoResult.CHANGED_SINCE
+    before = {"id": opportunity.id, **audit.snapshot(opportunity, _OPPORTUNITY_FIELDS)}
+    await session.execute(
+        delete(OpportunityStageHistory).where(
+            OpportunityStageHistory.opportunity_id == opportunity_id
+        )
+    )
+    await session.execute(delete(Opportunity).where(Opportunity.id == opportunity_id))
+    session.expunge(opportunity)
+    await audit.record(
+        session,
+        actor_id=actor_id,
+        action="opportunity.undo_create",
+        entity="opportunity",
+        entity_id=opportunity_id,
+        before=before,
+        after=None,
+        source_key=source_key,
+        now=now,
+    )
+    return UndoResult.UNDONE
+
+
+async def undo_stage_move(
+    session: AsyncSession,
+    *,
+    actor_id: str,
+    opportunity_id: int,
+    move_key: str,
+    source_key: str,
+    now: datetime,
+    window: timedelta = UNDO_WINDOW,
+) -> UndoResult:
+    """Put a deal back in the stage it left (阶段 taken back); refused after a later change."""
+    entry, refused = await _undo_start(
+        session,
+        opportunity_id=opportunity_id,
+        action="opportunity.stage",
+        undo_action="opportunity.undo_stage",
+        write_key=move_key,
+        source_key=source_key,
+        actor_id=actor_id,
+        now=now,
+        window=window,
+    )
+    if refused is not None:
+        return refused
+    assert entry is not None
+    opportunity = await session.scalar(
+        select(Opportunity).where(Opportunity.id == opportunity_id).with_for_update()
+    )
+    if opportunity is None:
+        return UndoResult.NOT_FOUND
+    before = audit.snapshot(opportunity, _STAGE_FIELDS)
+    old = entry.before or {}
+    opportunity.stage = str(old.get("stage", opportunity.stage))
+    opportunity.probability = int(old.get("probability", opportunity.probability))
+    opportunity.state = str(old.get("state", opportunity.state))
+    opportunity.lost_reason = old.get("lost_reason")
+    opportunity.updated_at = now
+    await session.execute(
+        delete(OpportunityStageHistory).where(OpportunityStageHistory.source_key == move_key)
+    )
+    await session.flush()
+    await audit.record(
+        session,
+        actor_id=actor_id,
+        action="opportunity.undo_stage",
+        entity="opportunity",
+        entity_id=opportunity_id,
+        before=before,
+        after=audit.snapshot(opportunity, _STAGE_FIELDS),
+        source_key=source_key,
+        now=now,
+    )
+    return UndoResult.UNDONE
+
+
+async def undo_edit_opportunity(
+    session: AsyncSession,
+    *,
+    actor_id: str,
+    opportunity_id: int,
+    edit_key: str,
+    source_key: str,
+    now: datetime,
+    window: timedelta = UNDO_WINDOW,
+) -> UndoResult:
+    """Put back what 改 changed on a deal (amount, title, expected close date)."""
+    entry, refused = await _undo_start(
+        session,
+        opportunity_id=opportunity_id,
+        action="opportunity.edit.%",
+        undo_action="opportunity.undo_edit",
+        write_key=edit_key,
+        source_key=source_key,
+        actor_id=actor_id,
+        now=now,
+        window=window,
+    )
+    if refused is not None:
+        return refused
+    assert entry is not None
+    opportunity = await session.scalar(
+        select(Opportunity).where(Opportunity.id == opportunity_id).with_for_update()
+    )
+    if opportunity is None:
+        return UndoResult.NOT_FOUND
+    fields = ("title", "amount", "expected_close_date")
+    before = audit.snapshot(opportunity, fields)
+    old = entry.before or {}
+    opportunity.title = str(old.get("title", opportunity.title))
+    amount = old.get("amount")
+    opportunity.amount = None if amount is None else Decimal(str(amount))
+    closing = old.get("expected_close_date")
+    opportunity.expected_close_date = None if closing is None else date.fromisoformat(closing)
+    opportunity.updated_at = now
+    await session.flush()
+    await audit.record(
+        session,
+        actor_id=actor_id,
+        action="opportunity.undo_edit",
+        entity="opportunity",
+        entity_id=opportunity_id,
+        before=before,
+        after=audit.snapshot(opportunity, fields),
+        source_key=source_key,
+        now=now,
+    )
+    return UndoResult.UNDONE

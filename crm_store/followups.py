@@ -8,14 +8,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_store import audit, config_data
-from crm_store.customers import NotAllowed
+from crm_store.customers import NotAllowed, UndoResult
 from crm_store.dialect import insert_ignore
 from crm_store.models.audit import AuditEntry
 from crm_store.models.customer import Customer
@@ -45,14 +44,6 @@ class LoggedFollowup:
     task_id: int | None
     customer_id: int
     created: bool  # False: this message was logged before (a WeCom retry), nothing changed
-
-
-class UndoResult(StrEnum):
-    UNDONE = "undone"
-    TOO_LATE = "too_late"
-    NOT_FOUND = "not_found"
-    NOT_YOURS = "not_yours"
-    ALREADY_UNDONE = "already_undone"
 
 
 def task_key(source_key: str) -> str:

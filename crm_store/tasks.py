@@ -286,6 +286,15 @@ async def _owned_task(
     return task, None
 
 
+async def due_of(session: AsyncSession, *, owner_id: str, task_id: int) -> datetime | None:
+    """When the owner's open task is due; None for another's, a done or a missing task."""
+    return await session.scalar(
+        select(Task.due_at).where(
+            Task.id == task_id, Task.owner_id == owner_id, Task.done_at.is_(None)
+        )
+    )
+
+
 async def complete_task(
     session: AsyncSession, *, owner_id: str, task_id: int, now: datetime, source_key: str
 ) -> TaskChange:

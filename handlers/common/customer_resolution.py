@@ -16,7 +16,7 @@ from enum import StrEnum
 from typing import Any, Literal, TypeVar
 
 from crm_store import conversation
-from crm_store.customers import get_visible
+from crm_store.customers import get_visible, owner_names
 from crm_store.models import Customer
 from crm_store.names import normalize_company_name
 from crm_store.search import Found, learned_key
@@ -53,7 +53,18 @@ class LastCustomer:
     id: int
 
 
+@dataclass(frozen=True)
+class Suggested:
+    """The bot's own "您要找的是不是：…？": 是 / 对 / a number takes it up."""
+
+    purpose: str
+    payload: dict[str, Any]
+    options: tuple[int, ...]
+
+
 PENDING = router.slot("pending", PendingChoice, ttl=timedelta(minutes=10))
+SUGGESTED = router.slot("suggested", Suggested, ttl=timedelta(minutes=10))
+YES = frozenset({"是", "是的", "对", "对的", "嗯", "好", "好的", "就是", "没错", "yes", "y", "ok"})
 LAST_CUSTOMER = router.slot("last_customer", LastCustomer, ttl=timedelta(minutes=30))
 
 
@@ -176,9 +187,17 @@ async def resolve(ctx: HandlerContext, query: str, *, step: StrEnum, draft: Any)
         near = await ctx.search.search(
             ctx.session, scope=ctx.scope(), query=query, limit=3, suggest=True
         )
+        if near:
+            await ctx.state.put(
+                SUGGESTED,
+                Suggested(step.value, to_json(draft), tuple(f.customer.id for f in near)),
+            )
         return [
             ctx.reply(
-                "customer/not_found", query=query, suggestions=[f.customer.name for f in near]
+                "customer/not_found",
+                query=query,
+                suggestions=[f.customer.name for f in near],
+                may_create=may_run(ctx, "新客户"),
             )
         ]
     if _is_clear(found, step):
@@ -192,12 +211,20 @@ async def resolve(ctx: HandlerContext, query: str, *, step: StrEnum, draft: Any)
             options=tuple(f.customer.id for f in found),
         ),
     )
-    return [choice_card(ctx, query, found)]
+    return [await choice_card(ctx, query, found)]
 
 
-def choice_card(ctx: HandlerContext, query: str, found: list[Found]) -> Reply:
+def may_run(ctx: HandlerContext, word: str) -> bool:
+    """Whether a hint may suggest `word`: only commands this reader may run."""
+    command = ctx.catalogue.find_command(word)
+    return command is not None and command.allows(ctx.role)
+
+
+async def choice_card(ctx: HandlerContext, query: str, found: list[Found]) -> Reply:
+    owners = await owner_names(ctx.session, [f.customer.owner_id for f in found])
     lines = tuple(
-        (str(i), f"{f.customer.name}｜{detail(f.customer)}") for i, f in enumerate(found, 1)
+        (str(i), f"{f.customer.name}｜{detail(ctx, f.customer, owners)}")
+        for i, f in enumerate(found, 1)
     )
     card = Card(
         title=ctx.render("customer/choice_title", query=query, count=len(found)),
@@ -212,12 +239,20 @@ def choice_card(ctx: HandlerContext, query: str, found: list[Found]) -> Reply:
     return ctx.card(card)
 
 
-def detail(customer: Customer) -> str:
-    """The one thing that tells two similar names apart: city, industry, or the pool."""
+def detail(ctx: HandlerContext, customer: Customer, owners: dict[str, str]) -> str:
+    """What tells two similar names apart: city, industry, the pool; else the owner or the
+    day it was created (never an internal id)."""
     parts = [p for p in (customer.city, customer.industry) if p]
     if customer.in_pool:
         parts.append("公海")
-    return "·".join(parts) or f"#{customer.id}"
+    if parts:
+        return "·".join(parts)
+    if customer.owner_id and customer.owner_id in owners:
+        return ctx.render("customer/owned_by", owner=owners[customer.owner_id])
+    created = customer.created_at.astimezone(ctx.tz)
+    return ctx.render(
+        "customer/created_on", year=created.year, month=created.month, day=created.day
+    )
 
 
 async def run(
@@ -303,6 +338,29 @@ async def answer_choice(
     if match is None:
         return None
     return await pick(ctx, number=int(match.group(1)))
+
+
+@router.answers_to(SUGGESTED)
+async def answer_suggestion(
+    ctx: HandlerContext, text: str, suggested: Suggested
+) -> list[Reply] | None:
+    """是 / 对 takes the one suggestion; a number picks among several."""
+    said = text.strip().rstrip("。.!！").lower()
+    options = list(suggested.options)
+    chosen: int | None = None
+    if said in YES and len(options) == 1:
+        chosen = options[0]
+    else:
+        match = _NUMBER.fullmatch(said)
+        if match is not None and 1 <= int(match.group(1)) <= len(options):
+            chosen = options[int(match.group(1)) - 1]
+    if chosen is None:
+        return None
+    await ctx.state.clear(SUGGESTED)
+    customer = await get_visible(ctx.session, ctx.scope(), chosen)
+    if customer is None:
+        return [ctx.reply("customer/gone")]
+    return await run(ctx, customer, suggested.purpose, suggested.payload)
 
 
 @router.card(PickCustomer)

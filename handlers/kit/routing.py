@@ -60,6 +60,19 @@ def normalize_text(text: str) -> str:
     return re.sub(r"\s+", " ", text).strip()
 
 
+def original_argument(ctx: HandlerContext, argument: str) -> str:
+    """The command's argument as the person typed it (their own commas and brackets), for
+    storing; `argument` (normalised) is what matching and lookups use."""
+    message = ctx.message
+    if not isinstance(message, TextMessage):
+        return argument
+    text = message.text
+    for start in range(min(len(text), 64) + 1):
+        if normalize_text(text[start:]) == argument:
+            return text[start:].strip()
+    return argument
+
+
 @lru_cache(maxsize=4096)
 def _sound(text: str) -> str:
     syllables = lazy_pinyin(text, style=Style.NORMAL, errors="ignore")

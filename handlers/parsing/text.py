@@ -3,13 +3,22 @@
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from crm_store.config_data import FollowupKind
 from handlers.parsing._chars import fold_width
 from handlers.parsing.kinds import find_followup_kind
-from handlers.parsing.when import Found, When, WhenError, WhenProblem, find_when, scan_times
+from handlers.parsing.when import (
+    Found,
+    When,
+    WhenError,
+    WhenProblem,
+    find_when,
+    is_workday,
+    next_workday,
+    scan_times,
+)
 
 __all__ = ["NextStep", "looks_like_note", "split_next_step"]
 
@@ -26,7 +35,18 @@ class NextStep:
 _SEPARATORS = re.compile(r"[,;!?。！？\n]+|\.(?![0-9])")
 _CONNECTIVE = re.compile(r"(?:并且|而且|并)?(?:然后|接着|下次|下回|回头|约好|约定)")
 _LEADING_CONNECTIVE = re.compile(r"^(?:并且|而且|并|然后|接着)+")
-_STRONG_NEXT = re.compile(r"(?<!不)再(?!次)|下次|下回|回头|届时|到时候|约好")
+# Vague times: no day is named, so the reminder gets a default (in days; 0 = two hours).
+VAGUE_DAYS = {
+    "过两天": 2, "过2天": 2, "过几天": 3, "过些天": 3, "过些日子": 7, "过段时间": 7,
+    "过一段时间": 7, "过阵子": 7, "过一阵": 7, "改天": 3, "回头": 2, "晚点": 0, "晚些时候": 0,
+    "稍后": 0, "later": 0, "in a few days": 3, "some other day": 3,
+}  # fmt: skip
+_VAGUE = re.compile("|".join(sorted(map(re.escape, VAGUE_DAYS), key=len, reverse=True)), re.I)
+_STRONG_NEXT = re.compile(
+    r"(?<!不)再(?!次)|下次|下回|回头|届时|到时候|约好|过两天|过2天|过几天|过些|过段时间|过一段时间"
+    r"|过阵子|过一阵|改天|晚点|稍后|\b(?:again|will|follow up|later)\b",
+    re.I,
+)
 _WEAK_NEXT = re.compile(r"然后|计划|准备|打算|预计|争取|记得|提醒|约了|约定")
 _PAST_MARKER = re.compile(r"(?<![为除约])了(?!解)|已经|已|刚刚|刚才|曾经|没|未")
 _TRIM = " \t\n,.;:!?，。；：！？、~～"
@@ -104,9 +124,32 @@ def split_next_step(text: str, *, now: datetime, tz: ZoneInfo) -> NextStep:
     ]
     candidates = ranked or [t for t, _ in in_next]
     when = candidates[0] if candidates else None
+    if when is None:
+        when = _vague_when(norm, text, chosen, now=now, tz=tz)
     next_step = _LEADING_CONNECTIVE.sub("", _join(text, chosen, ends)).strip(_TRIM)
     rest = [c for c in clauses if c not in chosen]
     return NextStep(_join(text, rest, ends), next_step or None, when)
+
+
+def _vague_when(
+    norm: str, text: str, chosen: list[tuple[int, int]], *, now: datetime, tz: ZoneInfo
+) -> When | None:
+    """过两天 / 改天 / 回头: a default moment on a working day, marked vague so the bot says so."""
+    for s, e in chosen:
+        m = _VAGUE.search(norm, s, e)
+        if m is None:
+            continue
+        days = VAGUE_DAYS[m.group().lower()]
+        local = now.astimezone(tz)
+        if days == 0:
+            at = local.replace(second=0, microsecond=0) + timedelta(hours=2)
+            return When(at, True, m.span(), text[m.start() : m.end()], vague=True)
+        day: date = local.date() + timedelta(days=days)
+        if not is_workday(day):
+            day = next_workday(day)
+        at = datetime.combine(day, time(9, 0), tzinfo=tz)
+        return When(at, False, m.span(), text[m.start() : m.end()], vague=True)
+    return None
 
 
 _NOTE_MARKER = re.compile(r"了|已|刚|沟通|确认")  # what a sentence has and a company name lacks

@@ -18,7 +18,16 @@ import cn2an
 
 from handlers.parsing._chars import CN_DIGITS, after_number, fold_width
 
-__all__ = ["DAY_PARTS", "When", "WhenError", "WhenProblem", "find_when"]
+__all__ = [
+    "DAY_PARTS",
+    "When",
+    "WhenError",
+    "WhenProblem",
+    "find_when",
+    "holiday_name",
+    "is_workday",
+    "next_workday",
+]
 
 DEFAULT_TIME = time(9, 0)  # a bare day ("下周三") is that day at 09:00, has_time=False
 WORKDAY_END = time(18, 0)  # after this a bare weekday / date naming today means the next one
@@ -76,6 +85,7 @@ class When:
     has_time: bool
     span: tuple[int, int]
     text: str
+    vague: bool = False  # 过两天 / 改天: no day was named, `at` is the bot's default
 
 
 @dataclass(frozen=True)
@@ -111,6 +121,30 @@ def _is_workday(d: date) -> bool:
         return bool(chinese_calendar.is_workday(d))
     except NotImplementedError:  # chinesecalendar has no data for this year yet
         return d.weekday() < 5 and (d.month, d.day) not in _FIXED_HOLIDAYS
+
+
+def is_workday(d: date) -> bool:
+    """Chinese working day (调休 included): what a reminder should land on."""
+    return _is_workday(d)
+
+
+def next_workday(d: date) -> date:
+    """The first working day after d."""
+    return _add_workdays(d, 1)
+
+
+def holiday_name(d: date) -> str | None:
+    """The public holiday d belongs to (国庆节), or None for a plain weekend or no data."""
+    try:
+        on_holiday, name = chinese_calendar.get_holiday_detail(d)
+    except NotImplementedError:
+        return None
+    if not on_holiday or name is None:
+        return None
+    for holiday in chinese_calendar.Holiday:
+        if name in (holiday.value, holiday):
+            return str(holiday.chinese)
+    return None
 
 
 def _safe_date(y: int, m: int, d: int) -> date | None:
@@ -537,6 +571,157 @@ def _start_ok(text: str, i: int) -> bool:
     return True
 
 
+# ---------------------------------------------------------------- English, for English commands
+
+_EN_NUMBERS = {
+    "a": 1, "an": 1, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6,
+    "seven": 7, "eight": 8, "nine": 9, "ten": 10,
+}  # fmt: skip
+_EN_WEEKDAYS = {
+    "monday": 0,
+    "mon": 0,
+    "tuesday": 1,
+    "tue": 1,
+    "tues": 1,
+    "wednesday": 2,
+    "wed": 2,
+    "thursday": 3,
+    "thu": 3,
+    "thurs": 3,
+    "friday": 4,
+    "fri": 4,
+    "saturday": 5,
+    "sunday": 6,
+    "sun": 6,
+}  # fmt: skip  ("sat" is left out: "sat down with the CFO" is no Saturday)
+_EN_N = r"(?:\d{1,3}|an?|one|two|three|four|five|six|seven|eight|nine|ten)"
+_EN_WD = "|".join(sorted(_EN_WEEKDAYS, key=len, reverse=True))
+_EN_DAY = re.compile(
+    r"(?P<rel>the day after tomorrow|day after tomorrow|tomorrow|tmrw|tmr|today|tonight"
+    r"|yesterday)\b"
+    rf"|(?:(?P<wrel>next|this|last|coming)\s+)?(?:on\s+)?(?P<wd>{_EN_WD})\b"
+    r"|(?P<nw>next|last)\s+(?P<unit>week|month)\b"
+    rf"|in\s+(?P<n>{_EN_N})\s+(?P<u>minutes?|mins?|hours?|hrs?|days?|weeks?|months?)\b"
+    rf"|(?P<n2>{_EN_N})\s+(?P<u2>days?|weeks?)\s+(?P<dir>later|from now|ago)\b"
+    r"|(?:by\s+)?(?:the\s+)?end\s+of\s+(?:the\s+|this\s+)?(?P<eo>month|week)\b",
+    re.I,
+)
+_EN_PART = re.compile(r"(?:in\s+the\s+|at\s+)?(?P<p>morning|afternoon|evening|night|noon)\b", re.I)
+_EN_PARTS = {
+    "morning": "上午",
+    "afternoon": "下午",
+    "evening": "晚上",
+    "night": "晚上",
+    "noon": "中午",
+}
+_EN_CLOCK = re.compile(
+    r"(?:at\s+)?(?P<h>\d{1,2})(?::(?P<m>\d{2}))?\s*(?P<ap>am|pm|a\.m\.|p\.m\.)"
+    r"|at\s+(?P<h2>\d{1,2})(?::(?P<m2>\d{2}))?(?![\d:])",
+    re.I,
+)
+_EN_GAP = re.compile(r"[ \t,]*")
+
+
+def _en_count(word: str) -> int:
+    return int(word) if word.isdigit() else _EN_NUMBERS[word.lower()]
+
+
+def _en_day(m: re.Match[str], now: datetime) -> _Day | None:
+    """tomorrow / next Monday / on Friday / in 3 days / end of the month -> a day."""
+    today = now.date()
+    if m["rel"]:
+        rel = m["rel"].lower()
+        if rel == "tonight":
+            return _Day((today,), part="晚上")
+        offset = {"today": 0, "yesterday": -1}.get(rel, 2 if "after" in rel else 1)
+        return _Day((today + timedelta(days=offset),))
+    if m["wd"]:
+        weekday = _EN_WEEKDAYS[m["wd"].lower()]
+        rel = (m["wrel"] or "").lower()
+        if rel in ("", "coming"):
+            first = today + timedelta(days=(weekday - today.weekday()) % 7)
+            return _Day((first, first + timedelta(days=7)), fixed=False)
+        weeks = {"this": 0, "next": 1, "last": -1}[rel]
+        monday = today - timedelta(days=today.weekday()) + timedelta(weeks=weeks)
+        return _Day((monday + timedelta(days=weekday),))
+    if m["unit"]:
+        sign = 1 if m["nw"].lower() == "next" else -1
+        if m["unit"].lower() == "week":
+            monday = today - timedelta(days=today.weekday()) + timedelta(weeks=sign)
+            return _Day((monday,))
+        first = _add_months(date(today.year, today.month, 1), sign)
+        return _Day((_first_workday(first.year, first.month) if sign > 0 else first,))
+    if m["eo"]:
+        if m["eo"].lower() == "week":
+            return _Day((today + timedelta(days=max(0, 4 - today.weekday())),))
+        return _Day((max(_last_workday(today.year, today.month), today),))
+    n, unit = (m["n"], m["u"]) if m["n"] else (m["n2"], m["u2"])
+    count = _en_count(n) * (-1 if (m["dir"] or "").lower() == "ago" else 1)
+    unit = unit.lower()
+    if unit.startswith(("min", "hour", "hr")):
+        minutes = count * (1 if unit.startswith("min") else 60)
+        return _Day(moment=now.replace(second=0, microsecond=0) + timedelta(minutes=minutes))
+    if unit.startswith("month"):
+        return _Day((_add_months(today, count),))
+    return _Day((today + timedelta(days=count * (7 if unit.startswith("week") else 1)),))
+
+
+def _en_clock(text: str, pos: int) -> tuple[int, _Clock | None] | None:
+    m = _EN_CLOCK.match(text, pos)
+    if m is None:
+        return None
+    if m["h"] is not None:
+        hour, minute = int(m["h"]), int(m["m"] or 0)
+        if not 1 <= hour <= 12 or minute > 59:
+            return m.end(), None
+        pm = m["ap"].lower().startswith("p")
+        return m.end(), _Clock(hour % 12 + (12 if pm else 0), minute, False)
+    hour, minute = int(m["h2"]), int(m["m2"] or 0)
+    if hour > 23 or minute > 59:
+        return m.end(), None
+    return m.end(), _Clock(hour, minute, True)
+
+
+def _parse_en(text: str, pos: int, now: datetime) -> _Parsed | None:
+    """[day] [part] [clock] or [clock] [day] in English, starting exactly at pos."""
+    if pos > 0 and text[pos - 1].isascii() and text[pos - 1].isalnum():
+        return None
+    day: _Day | None = None
+    part: str | None = None
+    clock: _Clock | None = None
+    bad = False
+    cursor = pos
+    clock_first = _en_clock(text, cursor)
+    if clock_first is not None:
+        cursor, clock = clock_first
+        bad = clock is None
+        gap = _EN_GAP.match(text, cursor)
+        after = _EN_DAY.match(text, gap.end() if gap else cursor)
+        if after is not None:
+            day, cursor = _en_day(after, now), after.end()
+        return _Parsed(pos, cursor, day, part, clock, bad)
+    m = _EN_DAY.match(text, cursor)
+    if m is not None:
+        day, cursor = _en_day(m, now), m.end()
+        if day is not None and day.moment is not None:
+            return _Parsed(pos, cursor, day, None, None, False)
+    gap = _EN_GAP.match(text, cursor)
+    at = gap.end() if gap else cursor
+    pm = _EN_PART.match(text, at) if day is None or day.part is None else None
+    if pm is not None and (day is not None or at == pos):
+        part, cursor = _EN_PARTS[pm["p"].lower()], pm.end()
+        gap = _EN_GAP.match(text, cursor)
+        at = gap.end() if gap else cursor
+    if day is not None or part is not None:
+        hit = _en_clock(text, at)
+        if hit is not None:
+            cursor, clock = hit
+            bad = clock is None
+    if day is None and part is None:
+        return None
+    return _Parsed(pos, cursor, day, part, clock, bad)
+
+
 # ---------------------------------------------------------------- resolution
 
 
@@ -621,7 +806,11 @@ def scan_times(text: str, now: datetime, tz: ZoneInfo) -> Iterator[Found]:
     norm = fold_width(text)
     i = 0
     while i < len(norm):
-        parsed = _parse_at(norm, i, local_now) if _start_ok(norm, i) else None
+        parsed = None
+        if norm[i].isascii() and norm[i].isalnum():
+            parsed = _parse_en(norm, i, local_now)
+        if parsed is None and _start_ok(norm, i):
+            parsed = _parse_at(norm, i, local_now)
         if parsed is None or not _plausible(norm, parsed):
             i += 1
             continue

@@ -2,7 +2,17 @@
 
 from __future__ import annotations
 
-from handlers.sales import customers, deals, edit, followup, lookup, reminders, sharing, todo
+from handlers.sales import (
+    customers,
+    deals,
+    edit,
+    followup,
+    lookup,
+    reminders,
+    sharing,
+    todo,
+    undo,
+)
 
 ROUTERS = (
     lookup.router,
@@ -13,4 +23,5 @@ ROUTERS = (
     edit.router,
     todo.router,
     reminders.router,
+    undo.router,
 )

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 
 from crm_store import contacts, customers
 from crm_store.customers import ClaimOutcome, DuplicateHint, normalize_phone
 from crm_store.models import Customer
 from crm_store.names import normalize_company_name
-from crm_store.phones import find_phone
+from crm_store.phones import parse_phone
 from handlers.common import customer_resolution as resolution
 from handlers.common.collisions import notify_owner
 from handlers.common.customer_resolution import LAST_CUSTOMER, LastCustomer, NoDraft
@@ -19,6 +18,8 @@ from handlers.kit.cards import CardKey
 from handlers.kit.context import HandlerContext
 from handlers.kit.replies import Reply
 from handlers.kit.routing import Router
+from handlers.parsing.customer_form import read_customer_form, read_labels
+from handlers.sales import undo
 from handlers.sales.steps import SELLERS, SalesStep
 
 router = Router("sales.customers", audience="sales", title="销售", roles=SELLERS)
@@ -30,6 +31,17 @@ class NewCustomerDraft:
     industry: str | None = None
     phone: str | None = None
     contact: str | None = None
+    city: str | None = None
+
+
+@dataclass(frozen=True)
+class CheckNewCustomer:
+    """A 新客户 the bot read with guesses: shown back to the rep before anything is stored."""
+
+    draft: NewCustomerDraft
+    guessed: tuple[str, ...] = ()
+    leftover: tuple[str, ...] = ()
+    fixing: str | None = None  # the field whose new value the next message gives
 
 
 @dataclass(frozen=True)
@@ -37,15 +49,27 @@ class ConfirmNewKey(CardKey, prefix="confirm_new", legacy="confirm_new"):
     """The "create it anyway" button under a duplicate warning."""
 
 
+@dataclass(frozen=True)
+class CreateAsShownKey(CardKey, prefix="create_shown"):
+    """The "create as shown" button under the confirmation card."""
+
+
+@dataclass(frozen=True)
+class FixFieldKey(CardKey, prefix="fix_field"):
+    field: str
+
+
 CONFIRM_NEW = router.slot("confirm_new", NewCustomerDraft, ttl=timedelta(minutes=10))
-_WORDS = re.compile(r"[\s,，;；、]+")
-# The commonest surnames: a short token starting with one is a contact, otherwise an industry.
-_SURNAMES = set(
-    "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑梁谢宋唐许韩冯邓曹彭曾肖田董袁潘于蒋蔡余杜"
-    "叶程苏魏吕丁任沈姚卢姜崔钟谭陆汪范金石廖贾夏韦付方白邹孟熊秦邱江尹薛闫段雷侯龙史陶黎"
-    "贺顾毛郝龚邵万钱严覃武戴莫孔向汤"
-)
-NEW_USAGE = "新客户 <名称> [行业] [电话] [联系人]"
+CHECK_NEW = router.slot("check_new_customer", CheckNewCustomer, ttl=timedelta(minutes=15))
+FIELD_TITLES = {
+    "name": "名称",
+    "industry": "行业",
+    "phone": "电话",
+    "contact": "联系人",
+    "city": "城市",
+}
+_CLEAR_WORDS = frozenset({"无", "没有", "空", "不填", "清空", "-", "—"})
+NEW_USAGE = "新客户 <名称> [行业] [电话] [联系人] [城市]（也可写 行业:金融 电话:… 联系人:…）"
 NEW_EXAMPLE = "新客户 杭州云栖科技有限公司 软件 13800138000 王总"
 REASON_TEXT = {
     "name": "名称相近",
@@ -55,77 +79,114 @@ REASON_TEXT = {
 }
 
 
-def parse_new_customer(argument: str) -> dict[str, str | None] | None:
-    """Name first; then a phone however it is written (crm_store.phones), and industry/contact
-    by position or surname. The phone comes back in its stored form."""
-    words = [w for w in _WORDS.split(argument) if w]
-    if not words:
-        return None
-    name = words[0]
-    rest = argument[argument.index(name) + len(name) :]
-    found = find_phone(rest)
-    phone = None
-    if found is not None:
-        phone = found[0].stored
-        rest = f"{rest[: found[1][0]]} {rest[found[1][1] :]}"
-    others = [w for w in _WORDS.split(rest) if w]
-    industry = contact = None
-    if len(others) >= 2:
-        industry, contact = others[0], " ".join(others[1:])
-    elif others:
-        word = others[0]
-        if (
-            len(word) <= 3
-            and word[0] in _SURNAMES
-            or word.endswith(("总", "经理", "先生", "女士"))
-        ):
-            contact = word
-        else:
-            industry = word
-    return {"name": name[:200], "industry": industry, "phone": phone, "contact": contact}
-
-
 @router.command(
     "新客户",
     "新建客户",
     "添加客户",
     "new",
     "add",
-    summary="新建客户（先全公司查重，不会重复建）",
+    summary="新建客户（先全公司查重，不会重复建；拿不准的先问您）",
     usage=NEW_USAGE,
     example=NEW_EXAMPLE,
 )
 async def new_customer(ctx: HandlerContext, argument: str) -> list[Reply]:
-    fields = parse_new_customer(argument)
-    if fields is None:
+    form = read_customer_form(argument)
+    if form.name is None:
         return [ctx.usage()]
-    if fields["phone"] is None and _looks_like_bad_phone(argument):
+    if form.bad_phone is not None:
         return [ctx.reply("sales/bad_phone")]
+    draft = NewCustomerDraft(form.name, form.industry, form.phone, form.contact, form.city)
+    if not form.sure:
+        return [await _ask(ctx, CheckNewCustomer(draft, form.guessed, form.leftover))]
+    return await _dedup_then_create(ctx, draft)
+
+
+async def _dedup_then_create(ctx: HandlerContext, draft: NewCustomerDraft) -> list[Reply]:
+    """查重 across everyone's customers first; a hit waits for the rep's 确认."""
+    await ctx.state.clear(CHECK_NEW)
     hints = await customers.find_duplicates(
         ctx.session,
-        name_core=normalize_company_name(str(fields["name"])),
-        phone=normalize_phone(fields["phone"]),
+        name_core=normalize_company_name(draft.name),
+        phone=normalize_phone(draft.phone),
     )
     if hints:
-        await ctx.state.put(CONFIRM_NEW, _draft(fields))
+        await ctx.state.put(CONFIRM_NEW, draft)
         replies = [_duplicate_warning(ctx, hints)]
-        replies += await _tell_owners(ctx, hints, str(fields["name"]))
+        replies += await _tell_owners(ctx, hints, draft.name)
         return replies
-    return await _create(ctx, _draft(fields))
+    return await _create(ctx, draft)
 
 
-def _looks_like_bad_phone(argument: str) -> bool:
-    """Called when no phone was found: a word with five digits was meant as one."""
-    return any(sum(ch.isdigit() for ch in w) >= 5 for w in _WORDS.split(argument)[1:])
-
-
-def _draft(fields: dict[str, str | None]) -> NewCustomerDraft:
-    return NewCustomerDraft(
-        name=str(fields["name"]),
-        industry=fields.get("industry"),
-        phone=fields.get("phone"),
-        contact=fields.get("contact"),
+async def _ask(ctx: HandlerContext, check: CheckNewCustomer) -> Reply:
+    """Show what was understood, with a button per field to fix and one to create as shown."""
+    await ctx.state.put(CHECK_NEW, check)
+    draft = check.draft
+    keys = ((CreateAsShownKey().pack(), 1),) + tuple(
+        (FixFieldKey(name).pack(), 2) for name in FIELD_TITLES
     )
+    return ctx.card_from(
+        "sales/new_customer_check",
+        task_id=resolution.task_id(ctx, f"checknew{len(check.guessed)}{check.fixing}"),
+        keys=keys,
+        fields=[
+            (title, getattr(draft, name) or "—", name in check.guessed)
+            for name, title in FIELD_TITLES.items()
+        ],
+        leftover=list(check.leftover),
+    )
+
+
+@router.card(FixFieldKey)
+async def tap_fix_field(ctx: HandlerContext, key: FixFieldKey) -> list[Reply]:
+    check = await ctx.state.get(CHECK_NEW)
+    if check is None or key.field not in FIELD_TITLES:
+        return [ctx.reply("help/nothing_to_confirm")]
+    await ctx.state.put(CHECK_NEW, replace(check, fixing=key.field))
+    return [ctx.reply("sales/new_customer_fix", field=FIELD_TITLES[key.field])]
+
+
+@router.answers_to(CHECK_NEW)
+async def answer_check(
+    ctx: HandlerContext, text: str, check: CheckNewCustomer
+) -> list[Reply] | None:
+    """The value of the field being fixed, or `行业:金融`-style corrections; else not ours."""
+    if check.fixing is not None:
+        changes = {check.fixing: text.strip()}
+    else:
+        changes, free = read_labels(text.strip())
+        if not changes or free.strip():
+            return None
+    draft = check.draft
+    for name, raw in changes.items():
+        value: str | None = None if raw in _CLEAR_WORDS or not raw else raw
+        if name == "name":
+            if value is None:
+                return [ctx.reply("sales/new_customer_fix", field=FIELD_TITLES[name])]
+            draft = replace(draft, name=value[:200])
+            continue
+        if name == "phone" and value is not None:
+            parsed = parse_phone(value)
+            if parsed is None:
+                return [ctx.reply("sales/bad_phone")]
+            value = parsed.stored
+        draft = replace(draft, **{name: value})  # type: ignore[arg-type]
+    guessed = tuple(g for g in check.guessed if g not in changes)
+    leftover = () if changes else check.leftover
+    return [await _ask(ctx, CheckNewCustomer(draft, guessed, leftover, None))]
+
+
+@router.confirms(CHECK_NEW)
+async def confirm_check(ctx: HandlerContext, check: CheckNewCustomer) -> list[Reply]:
+    """确认 under the confirmation card: create as shown (查重 still applies)."""
+    return await _dedup_then_create(ctx, check.draft)
+
+
+@router.card(CreateAsShownKey)
+async def tap_create_as_shown(ctx: HandlerContext, _key: CreateAsShownKey) -> list[Reply]:
+    check = await ctx.state.get(CHECK_NEW)
+    if check is None:
+        return [ctx.reply("help/nothing_to_confirm")]
+    return await _dedup_then_create(ctx, check.draft)
 
 
 def _duplicate_warning(ctx: HandlerContext, hints: list[DuplicateHint]) -> Reply:
@@ -158,6 +219,7 @@ async def _create(ctx: HandlerContext, fields: NewCustomerDraft) -> list[Reply]:
         owner_id=ctx.user_id,
         phone=fields.phone,
         industry=fields.industry,
+        city=fields.city,
         source_channel="chat",
     )
     if fields.contact:
@@ -172,6 +234,7 @@ async def _create(ctx: HandlerContext, fields: NewCustomerDraft) -> list[Reply]:
         )
     ctx.search.note(customer)
     await ctx.state.clear(CONFIRM_NEW)
+    await undo.remember(ctx, undo.UndoKind.CUSTOMER, customer.id)
     await ctx.state.put(LAST_CUSTOMER, LastCustomer(customer.id))
     return [ctx.reply("sales/customer_created", c=customer, contact=fields.contact)]
 
@@ -218,6 +281,7 @@ async def record_claim(ctx: HandlerContext, customer: Customer, _draft: NoDraft)
         refreshed = await customers.get_by_id(ctx.session, customer.id)
         if refreshed is not None:
             ctx.search.note(refreshed)
+        await undo.remember(ctx, undo.UndoKind.CLAIM, customer.id)
     return [
         ctx.reply(
             "sales/claim_result",

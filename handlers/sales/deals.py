@@ -18,6 +18,7 @@ from handlers.kit.context import HandlerContext
 from handlers.kit.replies import Reply
 from handlers.kit.routing import Router
 from handlers.parsing import find_amount
+from handlers.sales import undo
 from handlers.sales.followup import split_head
 from handlers.sales.steps import SELLERS, SalesStep
 
@@ -116,7 +117,7 @@ async def record_deal(ctx: HandlerContext, customer: Customer, draft: DealDraft)
     await ctx.state.clear(SAME_DEAL)
     amount = Decimal(draft.amount) if draft.amount else None
     try:
-        opportunity, _created = await deals.create_opportunity(
+        opportunity, created = await deals.create_opportunity(
             ctx.session,
             scope=ctx.scope(),
             customer_id=customer.id,
@@ -127,6 +128,8 @@ async def record_deal(ctx: HandlerContext, customer: Customer, draft: DealDraft)
         )
     except NotAllowed:
         return [ctx.reply("sales/not_your_customer", name=customer.name)]
+    if created:
+        await undo.remember(ctx, undo.UndoKind.DEAL, opportunity.id)
     return [
         ctx.reply(
             "sales/deal_created",
@@ -259,6 +262,8 @@ async def _move(ctx: HandlerContext, opportunity_id: int, payload: StageDraft) -
         title = move.opportunity.title if move.opportunity else ""
         return [ctx.reply("sales/ask_lost_reason", title=title)]
     await ctx.state.clear(LOST_REASON)
+    if move.outcome is MoveOutcome.MOVED:
+        await undo.remember(ctx, undo.UndoKind.STAGE, opportunity_id)
     return [
         ctx.reply(
             "sales/stage_result",

@@ -18,6 +18,7 @@ from handlers.kit.context import HandlerContext
 from handlers.kit.replies import Reply
 from handlers.kit.routing import Router
 from handlers.parsing import When, find_amount, find_when
+from handlers.sales import undo
 from handlers.sales.steps import SELLERS, SalesStep
 
 router = Router("sales.edit", audience="sales", title="销售", roles=SELLERS)
@@ -135,6 +136,8 @@ async def edit_customer(ctx: HandlerContext, customer: Customer, draft: EditDraf
             )
     except NotAllowed:
         return [ctx.reply("sales/not_your_customer", name=customer.name)]
+    if draft.field != CONTACT:
+        await undo.remember(ctx, undo.UndoKind.EDIT_CUSTOMER, customer.id)
     if draft.field == CustomerField.NAME.value:
         refreshed = await customers.get_by_id(ctx.session, customer.id)
         if refreshed is not None:
@@ -193,6 +196,7 @@ async def _edit_deal(ctx: HandlerContext, opportunity_id: int, draft: EditDraft)
         )
     except NotAllowed:
         return [ctx.reply("sales/not_your_deal")]
+    await undo.remember(ctx, undo.UndoKind.EDIT_DEAL, opportunity_id)
     before = _shown(before_view, field) if before_view else None
     return [_edited(ctx, view.title, field.value, before, _shown(view, field))]
 

@@ -2,18 +2,28 @@
 
 from __future__ import annotations
 
-from crm_store import tasks
+import re
+
+from crm_store import staff, tasks
 from crm_store.models import Customer
 from crm_store.views import CustomerCard, card_of
 from handlers.common import customer_resolution as resolution
 from handlers.common.customer_resolution import CommonStep, NoDraft
 from handlers.common.format import money, short, when_text
 from handlers.kit.context import HandlerContext
+from handlers.kit.inbound import OtherMessage, TextMessage
 from handlers.kit.replies import Reply
-from handlers.kit.routing import Router
+from handlers.kit.routing import Router, normalize_text
+from handlers.sales.steps import SELLERS
 
 router = Router("sales.lookup", audience="sales", title="销售")
 TICKET_STATUS_TEXT = {"open": "待处理", "in_progress": "处理中", "resolved": "已解决"}
+# Hit kinds that mean "this message names that customer"; fragments and fuzzy echoes do not.
+NAME_KINDS = frozenset(
+    {"exact", "alias", "learned", "phone", "contact", "pinyin", "initials", "abbrev", "prefix"}
+)
+_SENTENCE = re.compile(r"[,，。！？!?；;：:、]|\s.*\s.*\s")
+_PERSON_CUSTOMERS = re.compile(r"客户\s+(?P<a>\S{2,12})|(?P<b>\S{2,12}?)的客户")
 
 
 @router.command(
@@ -83,6 +93,60 @@ def render_card(ctx: HandlerContext, card: CustomerCard) -> Reply:
     )
 
 
+def looks_like_a_name(text: str) -> bool:
+    """Short, one to three words, no sentence punctuation: something a rep types as a name."""
+    return 2 <= len(text) <= 30 and _SENTENCE.search(text) is None
+
+
+@router.otherwise
+async def show_by_name(
+    ctx: HandlerContext, message: TextMessage | OtherMessage
+) -> list[Reply] | None:
+    """A message that is only a customer's name (or phone, contact, initials) shows the card;
+    anything else passes on. `客户 张三` / `张三的客户` lists a colleague's customers."""
+    if not isinstance(message, TextMessage) or ctx.role not in SELLERS:
+        return None
+    text = normalize_text(message.text)
+    person = _PERSON_CUSTOMERS.fullmatch(text)
+    if person is not None:
+        listed = await _person_customers(ctx, person.group("a") or person.group("b"))
+        if listed is not None:
+            return listed
+    if not looks_like_a_name(text):
+        return None
+    found = await ctx.search.search(ctx.session, scope=ctx.scope(), query=text, limit=1)
+    if not found or found[0].hit.kind not in NAME_KINDS:
+        return None
+    return await resolution.resolve(ctx, text, step=CommonStep.SHOW, draft=NoDraft())
+
+
+async def _person_customers(ctx: HandlerContext, name: str) -> list[Reply] | None:
+    """A colleague's customers, only as far as the asker's scope reaches; None: no such person."""
+    people = await staff.find_active(ctx.session, name)
+    exact = [p for p in people if name in p]
+    if not exact:
+        return None
+    userid, person = exact[0]
+    lines = await tasks.my_customers(
+        ctx.session, scope=ctx.scope(), owner_id=userid, now=ctx.now(), limit=21
+    )
+    return [
+        ctx.reply(
+            "customer/person_customers",
+            person=person,
+            truncated=len(lines) > 20,
+            lines=[
+                {
+                    "name": line.name,
+                    "next": when_text(ctx, line.next_followup_at),
+                    "stage": line.stage,
+                }
+                for line in lines[:20]
+            ],
+        )
+    ]
+
+
 @router.command(
     "我的客户",
     "我的",
@@ -100,6 +164,8 @@ async def list_my_customers(ctx: HandlerContext, _argument: str) -> list[Reply]:
     return [
         ctx.reply(
             "customer/mine",
+            may_create=resolution.may_run(ctx, "新客户"),
+            may_claim=resolution.may_run(ctx, "领取"),
             truncated=len(lines) > 20,
             lines=[
                 {

@@ -7,7 +7,7 @@ import pytest
 from crm_store import phones
 from crm_store.customers import normalize_phone
 from crm_store.phones import PhoneKind, find_phone, parse_phone, stored_phone
-from handlers.sales.customers import parse_new_customer
+from handlers.parsing.customer_form import read_customer_form
 
 # (as typed, as stored) — the stored form is digits only, an extension behind one dash.
 SPELLINGS: list[tuple[str, str | None]] = [
@@ -70,27 +70,27 @@ def test_the_table_is_large_enough() -> None:
 @pytest.mark.parametrize(("typed", "stored"), SPELLINGS)
 def test_chat_import_and_storage_agree(typed: str, stored: str | None) -> None:
     """新客户 in chat, the import's phone cell and the store's normalize_phone: one answer."""
-    chat = parse_new_customer(f"宁波海天塑机有限公司 {typed}")
-    assert chat is not None and chat["name"] == "宁波海天塑机有限公司"
-    assert chat["phone"] == stored
+    chat = read_customer_form(f"宁波海天塑机有限公司 {typed}")
+    assert chat.name == "宁波海天塑机有限公司"
+    assert chat.phone == stored
     assert stored_phone(typed) == stored
     assert normalize_phone(typed) == stored
 
 
 def test_a_spaced_phone_is_a_phone_not_a_contact() -> None:
-    fields = parse_new_customer("宁波海天塑机有限公司 机械 138 0013 8000 张经理")
-    assert fields == {
-        "name": "宁波海天塑机有限公司",
-        "industry": "机械",
-        "phone": "13800138000",
-        "contact": "张经理",
-    }
+    form = read_customer_form("宁波海天塑机有限公司 机械 138 0013 8000 张经理")
+    assert (form.name, form.industry, form.phone, form.contact) == (
+        "宁波海天塑机有限公司",
+        "机械",
+        "13800138000",
+        "张经理",
+    )
+    assert form.sure
 
 
 def test_a_landline_with_extension_in_chat_keeps_the_words_around_it() -> None:
-    fields = parse_new_customer("杭州云栖科技 (0571)88888888转123 王总")
-    assert fields is not None
-    assert (fields["phone"], fields["contact"], fields["industry"]) == (
+    form = read_customer_form("杭州云栖科技 (0571)88888888转123 王总")
+    assert (form.phone, form.contact, form.industry) == (
         "057188888888-123",
         "王总",
         None,

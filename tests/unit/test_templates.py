@@ -45,14 +45,14 @@ def test_collision_notice_quotes_a_note_without_a_link() -> None:
 
 def test_names_with_quotes_and_braces_round_trip_verbatim() -> None:
     name = '"星辰" 科技 {{ c.name }} {% if x %}'
-    customer = SimpleNamespace(name=name, industry=None, phone=None)
+    customer = SimpleNamespace(name=name, industry=None, phone=None, city=None)
     text = render("sales/customer_created", c=customer, contact=None)
     assert f"**已新建客户**：{name}" in text
     assert text.count(name) == 2  # the name and the suggested next command
 
 
 def test_text_templates_are_not_escaped() -> None:
-    text = render("customer/not_found", query="[点我](x)", suggestions=[])
+    text = render("customer/not_found", query="[点我](x)", suggestions=[], may_create=True)
     assert "“[点我](x)”" in text
 
 
