@@ -649,7 +649,7 @@ async def undo_stage_move(
     old = entry.before or {}
     opportunity.stage = str(old.get("stage", opportunity.stage))
     opportunity.probability = int(old.get("probability", opportunity.probability))
-    opportunity.state = str(old.get("state", opportunity.state))
+    opportunity.state = OpportunityState(old.get("state", opportunity.state))
     opportunity.lost_reason = old.get("lost_reason")
     opportunity.updated_at = now
     await session.execute(

@@ -5,6 +5,7 @@ cd "$(dirname "$0")/.."
 bash scripts/bootstrap.sh
 bash scripts/services.sh
 .venv/bin/ruff check .
+.venv/bin/mypy  # strict, configured in pyproject.toml
 set +e
 .venv/bin/python -m pytest -q -p no:cacheprovider "$@"
 status=$?
