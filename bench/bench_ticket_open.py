@@ -31,7 +31,6 @@ from crm_store.clock import SystemClock
 from crm_store.migrate import upgrade
 from crm_store.models import Customer, Ticket
 from crm_store.names import normalize_company_name
-from crm_store.scope import load_actor
 
 CORP_ID, SECRET, AGENT_ID = "wwbenchticket00001", "bench-secret-0123456789abcdef", 1000002
 TOKEN, AES_KEY = "benchToken", "kWxPEV2UEDyxWpmPdKC3F4dgPDmOvfKX1HGnEUDS1aR"
@@ -80,15 +79,8 @@ async def main(customers: int, samples: int, out: Path | None) -> None:
             WECRM_MEDIA_DIR=str(Path(tmp) / "media"),
         )  # fmt: skip
 
-        def loader(_client: Any, sessions: Any) -> Any:
-            async def load(userid: str) -> Any:
-                async with sessions() as session:
-                    return await load_actor(session, userid)
-
-            return load
-
         app = create_app(
-            settings, role="web", clock=clock, background=False, actor_loader_factory=loader
+            settings, role="web", clock=clock, background=False, person_fetcher_factory=None
         )
         client = TestClient(TestServer(app))
         await client.start_server()

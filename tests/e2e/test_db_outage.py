@@ -21,7 +21,7 @@ from aiohttp.test_utils import TestClient
 from bot.app import create_app
 from bot.simulator import WeComSimulator
 from crm_store.clock import FakeClock
-from tests.e2e.conftest import directory_free_loader, make_settings
+from tests.e2e.conftest import make_settings
 
 BUDGET = 1.0  # seconds: the ack answers within this whatever the database does
 
@@ -59,7 +59,7 @@ def app_on(
             role="web",
             clock=clock,
             background=False,
-            actor_loader_factory=directory_free_loader,
+            person_fetcher_factory=None,
         )
         client: TestClient = await aiohttp_client(app)
         sim.callback_url = str(client.make_url("/wecom/callback"))

@@ -19,7 +19,7 @@ from bot.serve import ServerLimits, bound_url, start_server
 from bot.simulator import WeComSimulator
 from crm_store.clock import FakeClock
 from crm_store.models import InboxMessage
-from tests.e2e.conftest import directory_free_loader, make_settings
+from tests.e2e.conftest import make_settings
 
 LIMITS = ServerLimits(keepalive_timeout=0.5, body_timeout=0.5, lingering_time=0.2)
 CUT_WITHIN = 3.0  # seconds: well below WeCom's 5 s, far below "never"
@@ -34,7 +34,7 @@ async def served(
         role="web",
         clock=clock,
         background=False,
-        actor_loader_factory=directory_free_loader,
+        person_fetcher_factory=None,
         limits=LIMITS,
     )
     runner = await start_server(app, host="127.0.0.1", port=0, limits=LIMITS)
