@@ -102,6 +102,9 @@ def demo_database(url: str | None) -> DatabaseSettings:
 
 
 def register(app: typer.Typer) -> None:
-    """Add `wecrm serve` and `wecrm demo` (called by bot.cli.main)."""
+    """Add `wecrm serve`, `wecrm demo` and `wecrm chat` (called by bot.cli.main)."""
+    from bot.cli.chat import chat
+
     app.command()(serve)
     app.command()(demo)
+    app.command()(chat)

@@ -189,6 +189,8 @@ async def run_demo(
             await runtime.notifier.notify(OUTBOX_CHANNEL)
 
         async def settled() -> None:
+            if background:  # a moved clock may have made reminders or SLA notices due
+                await runtime.scheduler.run_due()
             await settle(runtime)
 
         sim.clock_listeners.append(wake)
