@@ -22,6 +22,7 @@ from bot.cache import Cache, Notifier, make_cache
 from bot.gateway.batcher import InboxBatcher
 from bot.gateway.callback import INBOX_CHANNEL, CallbackState, add_routes, callback_state_key
 from bot.gateway.crypto import WeComCrypto
+from bot.metrics import CountingClient, scrape, timed_dispatch
 from bot.runtime.relay import OutboxRelay
 from bot.runtime.scheduler import Scheduler
 from bot.runtime.worker import ActorLoader, InboxWorker
@@ -90,7 +91,7 @@ async def build_runtime(
         )
     notifier = Notifier(cache)
     http = aiohttp.ClientSession()
-    client = WeComClient(
+    client = CountingClient(
         base_url=settings.wecom_api_base,
         corp_id=settings.wecom_corp_id,
         secret=settings.wecom_secret.get_secret_value(),
@@ -105,7 +106,7 @@ async def build_runtime(
         clock=clock,
         tz=settings.tz,
         notifier=notifier,
-        dispatch=dispatch,
+        dispatch=timed_dispatch(dispatch),
         actor_loader=actor_loader_factory(client, sessions) if actor_loader_factory else None,
         search=search,
         on_contact_change=contact_change_handler(client, sessions, clock),
@@ -214,6 +215,7 @@ def create_app(
     app.cleanup_ctx.append(runtime_ctx)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
+    app.router.add_get("/metrics", scrape)
     if serves_callbacks:
         add_routes(app)
     return app
