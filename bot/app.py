@@ -24,6 +24,7 @@ from bot.cache import Cache, Notifier, make_cache
 from bot.gateway.batcher import InboxBatcher
 from bot.gateway.callback import INBOX_CHANNEL, CallbackState, add_routes, callback_state_key
 from bot.gateway.crypto import WeComCrypto
+from bot.metrics import CountingClient, scrape, timed_dispatch
 from bot.runtime.media import MediaFetcher
 from bot.runtime.relay import OutboxRelay
 from bot.runtime.scheduler import Scheduler
@@ -115,7 +116,7 @@ async def build_runtime(
         )
     notifier = Notifier(cache)
     http = aiohttp.ClientSession()
-    client = WeComClient(
+    client = CountingClient(
         base_url=settings.wecom_api_base,
         corp_id=settings.wecom_corp_id,
         secret=settings.wecom_secret.get_secret_value(),
@@ -130,7 +131,7 @@ async def build_runtime(
         clock=clock,
         tz=settings.tz,
         notifier=notifier,
-        dispatch=dispatch,
+        dispatch=timed_dispatch(dispatch),
         person_fetcher=(
             person_fetcher_factory(client, sessions, clock) if person_fetcher_factory else None
         ),
@@ -254,6 +255,7 @@ def create_app(
     app.on_shutdown.append(stop_loops)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
+    app.router.add_get("/metrics", scrape)
     if serves_callbacks:
         add_routes(app)
     return app

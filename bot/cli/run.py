@@ -56,8 +56,12 @@ def serve(
 
 def demo(
     port: Annotated[int, typer.Option(help="Port of the bot.")] = 8080,
-    sim_port: Annotated[int, typer.Option(help="Port of the WeCom simulator.")] = 8081,
-    host: Annotated[str, typer.Option(help="Address the bot listens on.")] = "127.0.0.1",
+    sim_port: Annotated[
+        int, typer.Option(help="Port of the WeCom simulator and chat page.")
+    ] = 8081,
+    host: Annotated[
+        str, typer.Option(help="Address the bot and simulator listen on.")
+    ] = "127.0.0.1",
     interactive: Annotated[bool, typer.Option(help="Chat prompt when on a terminal.")] = True,
     database: Annotated[
         str | None,
@@ -66,17 +70,33 @@ def demo(
             "never the CRM's own database."
         ),
     ] = None,
+    reset: Annotated[
+        bool, typer.Option(help="Start from a freshly seeded company (SQLite demo files only).")
+    ] = False,
+    tour: Annotated[
+        bool,
+        typer.Option(help="Walk a scripted tour on a fresh company, print it, exit 1 on a miss."),
+    ] = False,
 ) -> None:
-    """Run the bot on SQLite (no Redis) wired to the built-in WeCom simulator."""
-    from bot.demo import main as demo_main
+    """The bot wired to the built-in WeCom simulator over a seeded demo company (SQLite)."""
     from bot.logs import configure_logging
+
+    configure_logging("WARNING", [])
+    if tour:
+        from bot.demo.tour import run_tour
+
+        raise typer.Exit(asyncio.run(run_tour()))
+    from bot.demo import main as demo_main
     from crm_store.migrate import upgrade
 
     chosen = demo_database(database)
     announce_database(chosen.database_display, "from --database" if database else "demo default")
+    if reset:
+        if chosen.sqlite_path is None:
+            raise fail("--reset works on a SQLite demo database only")
+        chosen.sqlite_path.unlink(missing_ok=True)
     if chosen.sqlite_path is not None:
         chosen.sqlite_path.parent.mkdir(parents=True, exist_ok=True)
-    configure_logging("WARNING", [])
     upgrade(chosen.database_url)
     url = chosen.database_url
     try:
@@ -85,6 +105,8 @@ def demo(
         )
     except OSError as exc:
         raise fail(f"cannot start the demo: {exc} (try --port/--sim-port)") from None
+    except KeyboardInterrupt:
+        pass
 
 
 def demo_database(url: str | None) -> DatabaseSettings:
@@ -100,6 +122,9 @@ def demo_database(url: str | None) -> DatabaseSettings:
 
 
 def register(app: typer.Typer) -> None:
-    """Add `wecrm serve` and `wecrm demo` (called by bot.cli.main)."""
+    """Add `wecrm serve`, `wecrm demo` and `wecrm chat` (called by bot.cli.main)."""
+    from bot.cli.chat import chat
+
     app.command()(serve)
     app.command()(demo)
+    app.command()(chat)

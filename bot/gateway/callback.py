@@ -18,6 +18,7 @@ from bot.gateway.batcher import InboxBatcher, InboxUnavailable
 from bot.gateway.crypto import CryptoError, ParseError, SignatureError, WeComCrypto
 from bot.gateway.throttle import LogThrottle
 from bot.gateway.wire import WireError, peek
+from bot.metrics import timed_callback
 from crm_store.clock import Clock
 from crm_store.queues.inbox import NewMessage
 
@@ -151,4 +152,4 @@ def _timestamp_ok(timestamp: str, state: CallbackState) -> bool:
 
 def add_routes(app: web.Application, path: str = "/wecom/callback") -> None:
     app.router.add_get(path, verify_url)
-    app.router.add_post(path, receive)
+    app.router.add_post(path, timed_callback(receive))

@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from bot import metrics
 from bot.cache import Cache, Notifier
 from bot.runtime.channels import OUTBOX_CHANNEL
 from bot.runtime.leases import default_holder_id
@@ -228,6 +229,8 @@ class Scheduler:
             if self.cache is not None:
                 await self.cache.delete(fast_key)  # let the next tick, here or elsewhere, retry
             raise
+        if outcome.ran:
+            metrics.job_ran(job.name, trigger)
         if outcome.items or not job.schedule.is_interval:  # an idle poll is not news
             log.info(
                 "job %s %s (%s): %d item(s) for %d recipient(s), %d message(s) queued",

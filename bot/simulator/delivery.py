@@ -6,6 +6,7 @@ import copy
 import itertools
 import secrets
 from collections import deque
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -54,6 +55,9 @@ class MessageCenter:
         self._last_delivery: dict[tuple[str, str], datetime] = {}
         self._task_ids: set[str] = set()
         self._msgids = itertools.count(1)
+        # Live readers (the chat page's log): told of each accepted message and card update.
+        self.sent_listeners: list[Callable[[SentMessage], None]] = []
+        self.update_listeners: list[Callable[[CardUpdate], None]] = []
 
     def messages_to(self, userid: str) -> list[SentMessage]:
         """Messages the member actually received: not dropped, not deduplicated, truncated."""
@@ -114,6 +118,8 @@ class MessageCenter:
             )
             result["response_code"] = message.response_code
         self.sent.append(message)
+        for listener in self.sent_listeners:
+            listener(message)
         return result
 
     def _deliver(
@@ -211,16 +217,17 @@ class MessageCenter:
             )
         userids = body.get("userids")
         record.used = True
-        self.card_updates.append(
-            CardUpdate(
-                response_code=code,
-                task_id=record.task_id,
-                userids=list(userids) if isinstance(userids, list) else list(record.userids),
-                button=button,
-                template_card=card,
-                at=now,
-            )
+        update = CardUpdate(
+            response_code=code,
+            task_id=record.task_id,
+            userids=list(userids) if isinstance(userids, list) else list(record.userids),
+            button=button,
+            template_card=card,
+            at=now,
         )
+        self.card_updates.append(update)
+        for listener in self.update_listeners:
+            listener(update)
         return {"invaliduser": []}
 
     def store_media(self, kind: str, filename: str, content: bytes, now: datetime) -> Media:

@@ -13,11 +13,14 @@ from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import quote
+from zoneinfo import ZoneInfo
 
 from aiohttp import BodyPartReader, web
 
 from bot.simulator import directory as directory_api
 from bot.simulator.callbacks import CallbackSender, FieldValue
+from bot.simulator.chatlog import ChatLog
+from bot.simulator.control import add_control_routes
 from bot.simulator.delivery import MEDIA_TTL, MessageCenter
 from bot.simulator.directory import Department, Directory, Member
 from bot.simulator.errors import ApiError, error_body, normalize_path
@@ -64,6 +67,7 @@ class WeComSimulator:
         clock: Clock,
         *,
         callback_url: str | None = None,
+        tz: ZoneInfo | None = None,
     ) -> None:
         self.corp_id = corp_id
         self.corp_secret = corp_secret
@@ -90,6 +94,14 @@ class WeComSimulator:
         self._released = asyncio.Event()
         self._closed = False
         self._sender: CallbackSender | None = None
+        # What the chat page and `wecrm chat` read, and the hooks the demo fills in.
+        self.tz = tz or ZoneInfo("Asia/Shanghai")
+        self.log = ChatLog()
+        self.messages.sent_listeners.append(self.log.on_sent)
+        self.messages.update_listeners.append(self.log.on_card_update)
+        self.roles: dict[str, str] = {}  # userid -> what the page shows as the person's role
+        self.clock_listeners: list[Callable[[], Awaitable[None]]] = []
+        self.settle_hook: Callable[[], Awaitable[None]] | None = None
         self.app = self._make_app()
 
     # --- directory ------------------------------------------------------------------------
@@ -303,6 +315,7 @@ class WeComSimulator:
     async def close(self) -> None:
         """Release delays and close the callback client's session."""
         self._closed = True
+        self.log.close()
         self.release_delays()
         if self._sender is not None:
             await self._sender.close()
@@ -350,6 +363,7 @@ class WeComSimulator:
         app.router.add_post("/sim/say", self._sim_say)
         app.router.add_post("/sim/click", self._sim_click)
         app.router.add_get("/sim/messages", self._sim_messages)
+        add_control_routes(app, self)
         app.on_shutdown.append(self._on_shutdown)
         return app
 
@@ -522,6 +536,7 @@ class WeComSimulator:
         body = await _control_body(request, "from", "text")
         if not self.callback_url:
             return web.json_response({"error": "no callback_url configured"}, status=409)
+        self.log.said(body["from"], body["text"], self.clock.now())
         status, text = await self.send_text(body["from"], body["text"])
         return _json({"status": status, "body": text})
 
@@ -529,11 +544,25 @@ class WeComSimulator:
         body = await _control_body(request, "from", "task_id", "key")
         if not self.callback_url:
             return web.json_response({"error": "no callback_url configured"}, status=409)
+        label = self._button_label(body["task_id"], body["key"])
+        if label is None:
+            return web.json_response({"error": "no such card or button"}, status=404)
+        self.log.tapped(body["from"], body["task_id"], body["key"], label, self.clock.now())
         try:
             status, text = await self.click_card(body["from"], body["task_id"], body["key"])
         except LookupError as exc:
             return web.json_response({"error": str(exc)}, status=404)
         return _json({"status": status, "body": text})
+
+    def _button_label(self, task_id: str, key: str) -> str | None:
+        """The text of the button `key` on the card `task_id`; None if there is no such one."""
+        for message in reversed(self.sent_messages):
+            if message.msgtype == "template_card" and message.payload.get("task_id") == task_id:
+                for button in message.payload.get("button_list") or []:
+                    if button.get("key") == key:
+                        return str(button.get("text", key))
+                return None
+        return None
 
     async def _sim_messages(self, request: web.Request) -> web.Response:
         userid = request.query.get("to", "")
