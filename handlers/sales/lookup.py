@@ -17,7 +17,6 @@ from handlers.kit.routing import Router, normalize_text
 from handlers.sales.steps import SELLERS
 
 router = Router("sales.lookup", audience="sales", title="销售")
-TICKET_STATUS_TEXT = {"open": "待处理", "in_progress": "处理中", "resolved": "已解决"}
 # Hit kinds that mean "this message names that customer"; fragments and fuzzy echoes do not.
 NAME_KINDS = frozenset(
     {"exact", "alias", "learned", "phone", "contact", "pinyin", "initials", "abbrev", "prefix"}
@@ -57,7 +56,7 @@ def render_card(ctx: HandlerContext, card: CustomerCard) -> Reply:
     return ctx.reply(
         "customer/card",
         c=card,
-        owner="公海" if card.in_pool else (card.owner_name or "无"),
+        owner=card.owner_name,
         next_followup=when_text(ctx, card.next_followup_at),
         deals=[
             {"title": d.title, "stage": d.stage, "amount": money(d.amount)}
@@ -84,7 +83,7 @@ def render_card(ctx: HandlerContext, card: CustomerCard) -> Reply:
             {
                 "number": t.number,
                 "priority": t.priority,
-                "status": TICKET_STATUS_TEXT.get(t.status, t.status),
+                "status": str(t.status),
                 "content": short(t.content, 24),
             }
             for t in card.open_tickets
