@@ -3,22 +3,38 @@
 from __future__ import annotations
 
 from datetime import datetime
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import Index, Integer, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from crm_store.base import Base, IntPk, JsonType, UtcDatetime
+from crm_store.base import Base, IntPk, JsonType, StrEnumType, UtcDatetime
 
-INBOX_PENDING = "pending"
-INBOX_PROCESSING = "processing"
-INBOX_DONE = "done"
-INBOX_FAILED = "failed"
 
-OUTBOX_PENDING = "pending"
-OUTBOX_SENDING = "sending"
-OUTBOX_SENT = "sent"
-OUTBOX_DEAD = "dead"
+class InboxStatus(StrEnum):
+    PENDING = "pending"
+    PROCESSING = "processing"
+    DONE = "done"
+    FAILED = "failed"
+
+
+class OutboxStatus(StrEnum):
+    PENDING = "pending"
+    SENDING = "sending"
+    SENT = "sent"
+    DEAD = "dead"
+
+
+INBOX_PENDING = InboxStatus.PENDING
+INBOX_PROCESSING = InboxStatus.PROCESSING
+INBOX_DONE = InboxStatus.DONE
+INBOX_FAILED = InboxStatus.FAILED
+
+OUTBOX_PENDING = OutboxStatus.PENDING
+OUTBOX_SENDING = OutboxStatus.SENDING
+OUTBOX_SENT = OutboxStatus.SENT
+OUTBOX_DEAD = OutboxStatus.DEAD
 
 
 class InboxMessage(Base):
@@ -41,7 +57,9 @@ class InboxMessage(Base):
     user_id: Mapped[str] = mapped_column(String(64))
     kind: Mapped[str] = mapped_column(String(64))
     payload: Mapped[str] = mapped_column(Text)
-    status: Mapped[str] = mapped_column(String(16), default=INBOX_PENDING)
+    status: Mapped[InboxStatus] = mapped_column(
+        StrEnumType(InboxStatus, 16), default=InboxStatus.PENDING
+    )
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     lease_owner: Mapped[str | None] = mapped_column(String(64))
     lease_until: Mapped[datetime | None]
@@ -71,7 +89,9 @@ class OutboxMessage(Base):
     to_user: Mapped[str] = mapped_column(String(64))
     msgtype: Mapped[str] = mapped_column(String(32))
     payload: Mapped[dict[str, Any]] = mapped_column(JsonType)
-    status: Mapped[str] = mapped_column(String(16), default=OUTBOX_PENDING)
+    status: Mapped[OutboxStatus] = mapped_column(
+        StrEnumType(OutboxStatus, 16), default=OutboxStatus.PENDING
+    )
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     # Set when an earlier attempt may have reached WeCom (timeout, dropped connection, 5xx):
     # the next attempt asks WeCom's duplicate check to suppress a second copy.
