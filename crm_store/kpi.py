@@ -25,15 +25,17 @@ from sqlalchemy.orm import QueryableAttribute
 
 from crm_store import config_data
 from crm_store.models.customer import Customer
-from crm_store.models.org import Role, Staff
+from crm_store.models.org import Role, Staff, StaffDepartment
 from crm_store.models.sales import (
     Followup,
     Opportunity,
     OpportunityStageHistory,
     OpportunityState,
+    Task,
 )
 from crm_store.models.service import ACTIVE_STATUSES, Ticket, TicketSla
 from crm_store.scope import Scope
+from crm_store.tasks import TodoItem
 
 __all__ = [
     "AT_RISK_SILENT_DAYS",
@@ -44,7 +46,11 @@ __all__ = [
     "StageLine",
     "Window",
     "day_window",
+    "Morning",
+    "StaleCustomer",
     "digest",
+    "digest_recipients",
+    "mornings",
     "team_of",
     "week_window",
 ]
@@ -502,3 +508,105 @@ async def digest(
         at_risk_total=total,
         subtree=not own_only and people is None,
     )
+
+
+# Who is pushed what ---------------------------------------------------------------------------
+
+
+async def digest_recipients(session: AsyncSession) -> list[str]:
+    """Active managers and department leaders: the people a pushed digest goes to, by userid.
+
+    Admins read everything and pull it when they want it; pushing the whole company to them
+    every evening would be noise.
+    """
+    leaders = select(StaffDepartment.userid).where(StaffDepartment.is_leader.is_(True))
+    query = (
+        select(Staff.userid)
+        .where(
+            Staff.active.is_(True),
+            Staff.role != Role.SERVICE.value,
+            or_(Staff.role == Role.MANAGER.value, Staff.userid.in_(leaders)),
+        )
+        .order_by(Staff.userid)
+    )
+    return list(await session.scalars(query))
+
+
+STALE_DAYS = 14  # a customer with no follow-up for this long is named in its owner's morning
+MORNING_TASKS = 10
+MORNING_CUSTOMERS = 5
+
+
+@dataclass(frozen=True)
+class StaleCustomer:
+    customer_id: int
+    name: str
+    last_followup_at: datetime | None
+
+
+@dataclass(frozen=True)
+class Morning:
+    """One rep's morning: open tasks due by tonight (overdue first), customers gone quiet."""
+
+    userid: str
+    tasks: tuple[TodoItem, ...]
+    stale: tuple[StaleCustomer, ...]
+    stale_total: int
+
+
+async def mornings(
+    session: AsyncSession,
+    *,
+    now: datetime,
+    tz: ZoneInfo,
+    stale_days: int = STALE_DAYS,
+    userids: Collection[str] | None = None,
+) -> list[Morning]:
+    """Every active seller's morning in two queries; people with nothing to hear are left out."""
+    end_of_today = datetime.combine(
+        now.astimezone(tz).date() + timedelta(days=1), time(0), tzinfo=tz
+    )
+    sellers = select(Staff.userid).where(Staff.active.is_(True), Staff.role.in_(TEAM_ROLES))
+    if userids is not None:
+        sellers = sellers.where(Staff.userid.in_(sorted(userids)))
+    due = await session.execute(
+        select(Task.id, Task.owner_id, Task.title, Task.due_at, Task.customer_id, Customer.name)
+        .outerjoin(Customer, Customer.id == Task.customer_id)
+        .where(
+            Task.owner_id.in_(sellers),
+            Task.done_at.is_(None),
+            Task.due_at < end_of_today,
+        )
+        .order_by(Task.owner_id, Task.due_at, Task.id)
+    )
+    tasks: dict[str, list[TodoItem]] = defaultdict(list)
+    for task_id, owner, title, due_at, customer_id, customer_name in due:
+        assert due_at is not None  # the WHERE says so
+        due_at = _aware(due_at)
+        tasks[owner].append(
+            TodoItem(task_id, title, due_at, customer_id, customer_name, due_at < now)
+        )
+    quiet_since = func.coalesce(Customer.last_followup_at, Customer.created_at)
+    stale_rows = await session.execute(
+        select(Customer.id, Customer.owner_id, Customer.name, Customer.last_followup_at)
+        .where(
+            Customer.owner_id.in_(sellers),
+            Customer.in_pool.is_(False),
+            quiet_since < now - timedelta(days=stale_days),
+        )
+        .order_by(Customer.owner_id, quiet_since, Customer.id)
+    )
+    stale: dict[str, list[StaleCustomer]] = defaultdict(list)
+    for customer_id, holder, name, last in stale_rows:
+        stale[str(holder)].append(
+            StaleCustomer(customer_id, name, None if last is None else _aware(last))
+        )
+    return [
+        Morning(
+            userid=userid,
+            tasks=tuple(tasks.get(userid, ())[:MORNING_TASKS]),
+            stale=tuple(stale.get(userid, ())[:MORNING_CUSTOMERS]),
+            stale_total=len(stale.get(userid, ())),
+        )
+        for userid in sorted(set(tasks) | set(stale))
+    ]
