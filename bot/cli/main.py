@@ -10,7 +10,7 @@ import sys
 
 import typer
 
-from bot.cli import admin, config, db, jobs, run
+from bot.cli import admin, config, db, digest, jobs, run
 
 app = typer.Typer(help="WeCom CRM assistant.", no_args_is_help=True, add_completion=False)
 
@@ -20,6 +20,7 @@ db.register(app)
 admin.register(app)
 config.register(app)
 jobs.register(app)
+digest.register(app)
 
 
 def main() -> None:
