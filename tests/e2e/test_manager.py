@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
@@ -320,3 +321,40 @@ async def test_a_morning_names_quiet_customers(bot: BotHarness) -> None:
     [text] = bot.sim.screen("qianqi")
     assert "14 天以上未跟进的客户" in text and "钱塘江物流股份有限公司｜从未跟进" in text
     assert bot.sim.screen("wangjl") == []  # nothing of his own to say: nothing sent
+
+
+async def test_a_missed_digest_is_caught_up_once_with_two_workers(bot: BotHarness) -> None:
+    """The bot was down over 18:30; the first worker back sends that day's digest, and two
+    workers ticking together afterwards send nothing more."""
+    bot.clock.set(shanghai("2026-09-01", "10:00"))
+    ids = await seed(bot, bot.clock.now())
+    async with bot.runtime.sessions.begin() as session:
+        late = await session.get_one(Opportunity, ids["deal_qian"])
+        late.expected_close_date = date(2026, 9, 30)
+    daily = [job for router in ROUTERS for job in router.jobs if job.name == "manager.daily"]
+
+    def worker(name: str) -> Scheduler:
+        return Scheduler(
+            sessions=bot.runtime.sessions,
+            clock=bot.clock,
+            tz=TZ,
+            notifier=Notifier(LocalCache()),
+            jobs=daily,
+            worker_id=name,
+        )
+
+    bot.clock.set(shanghai("2026-10-08", "17:00"))
+    await worker("before").run_due()
+    bot.clock.set(shanghai("2026-10-08", "20:00"))  # restarted after the 18:30 period
+    first, second = worker("a"), worker("b")
+    await first.run_due()
+    bot.clock.advance(minutes=5)
+    await asyncio.gather(first.run_due(), second.run_due())
+    # 张记's deal has been silent since 9-01, so 李组长's group has something to say too.
+    assert await pushed(bot) == [
+        ("lizz", "manager.daily 10-08T18:30"),
+        ("wangjl", "manager.daily 10-08T18:30"),
+    ]
+    await bot.drain()
+    [text] = bot.sim.screen("wangjl")
+    assert text.startswith("**日报 10月8日（周四）**") and "钱塘江物流股份有限公司" in text
