@@ -358,3 +358,44 @@ async def test_a_missed_digest_is_caught_up_once_with_two_workers(bot: BotHarnes
     await bot.drain()
     [text] = bot.sim.screen("wangjl")
     assert text.startswith("**日报 10月8日（周四）**") and "钱塘江物流股份有限公司" in text
+
+
+async def test_scope_is_read_again_at_send_time(bot: BotHarness) -> None:
+    """张三 moves from 一组 to 二组 in the afternoon: 李组长's 18:30 digest no longer has him."""
+    bot.clock.set(shanghai("2026-10-08", "10:00"))
+    ids = await seed(bot, bot.clock.now())
+    async with bot.runtime.sessions.begin() as session:
+        session.add(
+            Followup(
+                customer_id=ids["zhang"],
+                author_id="zhangsan",
+                kind="call",
+                content="跟进",
+                created_at=shanghai("2026-10-08", "11:00"),
+            )
+        )
+        await staff.upsert_staff(
+            session,
+            userid="zhangsan",
+            name="张三",
+            department_ids=[4],
+            main_department_id=4,
+            leader_in=[],
+            direct_leaders=[],
+            now=shanghai("2026-10-08", "15:00"),
+        )
+    daily = [job for router in ROUTERS for job in router.jobs if job.name == "manager.daily"]
+    worker = Scheduler(
+        sessions=bot.runtime.sessions,
+        clock=bot.clock,
+        tz=TZ,
+        notifier=Notifier(LocalCache()),
+        jobs=daily,
+        worker_id="w1",
+    )
+    bot.clock.set(shanghai("2026-10-08", "18:30"))
+    await worker.run_due()
+    assert await pushed(bot) == [("wangjl", "manager.daily 10-08T18:30")]
+    await bot.drain()
+    [text] = bot.sim.screen("wangjl")
+    assert "> 张三：跟进 1" in text
