@@ -14,12 +14,13 @@ from handlers.kit.context import MessageContext
 from handlers.kit.inbound import Inbound
 from handlers.kit.replies import Reply
 from handlers.kit.routing import Dispatcher, Router
+from handlers.manager import ROUTERS as MANAGER
 from handlers.sales import ROUTERS as SALES
 from handlers.service import ROUTERS as SERVICE
 
 
 def routers() -> list[Router]:
-    return [help_commands.router, customer_resolution.router, *SALES, *SERVICE]
+    return [help_commands.router, customer_resolution.router, *SALES, *SERVICE, *MANAGER]
 
 
 @lru_cache(maxsize=1)

@@ -10,7 +10,7 @@ import sys
 
 import typer
 
-from bot.cli import admin, config, db, jobs, outbox, run, service
+from bot.cli import admin, config, db, digest, jobs, outbox, run, service
 
 app = typer.Typer(help="WeCom CRM assistant.", no_args_is_help=True, add_completion=False)
 
@@ -22,6 +22,7 @@ config.register(app)
 service.register(config.config_app)
 jobs.register(app)
 outbox.register(app)
+digest.register(app)
 
 
 def main() -> None:

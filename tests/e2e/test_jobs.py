@@ -263,7 +263,13 @@ async def test_a_dry_run_writes_nothing_and_a_manual_run_sends_once(
 async def test_scheduled_messages_reach_wecom_and_reminders_are_the_bots_job(
     bot: BotHarness,
 ) -> None:
-    assert [j.name for j in bot.runtime.scheduler.jobs] == ["reminders", "service.sla"]
+    assert [j.name for j in bot.runtime.scheduler.jobs] == [
+        "reminders",
+        "service.sla",
+        "manager.daily",
+        "manager.weekly",
+        "rep.morning",
+    ]
     calls = Calls()
     jobs = [j for j in demo_jobs(calls) if j.name in ("demo.morning", "demo.monday")]
     worker = scheduler(bot.runtime.sessions, bot.clock, jobs)
