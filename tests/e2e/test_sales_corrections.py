@@ -350,3 +350,73 @@ async def test_managers_find_a_persons_customers_within_scope(crm: BotHarness) -
     assert "张三的客户" in listed and "阿里巴巴网络技术有限公司" in listed
     [hidden] = await crm.say("qianqi", "客户 张三")
     assert "阿里巴巴" not in hidden
+
+
+NOT_FOUND = ""
+# What a rep types after 查, and the customer whose card must come back ("" = not found).
+LOOKUPS: list[tuple[str, str]] = [
+    # phones, in every spelling
+    ("13912345678", "南京紫金山科技有限公司"),
+    ("139 1234 5678", "南京紫金山科技有限公司"),
+    ("139-1234-5678", "南京紫金山科技有限公司"),
+    ("+86 139 1234 5678", "南京紫金山科技有限公司"),
+    ("+8613912345678", "南京紫金山科技有限公司"),
+    ("0086 13912345678", "南京紫金山科技有限公司"),
+    ("１３９１２３４５６７８", "南京紫金山科技有限公司"),
+    ("053288880000", "青岛海尔智家股份有限公司"),
+    ("0532-88880000", "青岛海尔智家股份有限公司"),
+    ("0532 8888 0000", "青岛海尔智家股份有限公司"),
+    ("(0532)88880000", "青岛海尔智家股份有限公司"),
+    ("88880000", "青岛海尔智家股份有限公司"),
+    # contacts' names
+    ("赵大宝", "南京紫金山科技有限公司"),
+    ("孙丽丽", "青岛海尔智家股份有限公司"),
+    ("zhaodabao", "南京紫金山科技有限公司"),
+    ("sunlili", "青岛海尔智家股份有限公司"),
+    # whole-name initials, with the city
+    ("njzjs", "南京紫金山科技有限公司"),
+    ("NJZJS", "南京紫金山科技有限公司"),
+    ("qdhe", "青岛海尔智家股份有限公司"),
+    ("hzyq", "杭州云栖科技有限公司"),
+    ("albb", "阿里巴巴网络技术有限公司"),
+    ("szsTX", "深圳市腾讯计算机系统有限公司"),
+    ("hwzd", "华为终端有限公司"),
+    # full pinyin, with the city
+    ("nanjingzijinshan", "南京紫金山科技有限公司"),
+    ("qingdaohaier", "青岛海尔智家股份有限公司"),
+    ("hangzhouyunqi", "杭州云栖科技有限公司"),
+    ("nanjing zijinshan", "南京紫金山科技有限公司"),
+    ("alibaba", "阿里巴巴网络技术有限公司"),
+    ("huaweizhongduan", "华为终端有限公司"),
+    # characters, with and without the city
+    ("南京紫金山", "南京紫金山科技有限公司"),
+    ("紫金山", "南京紫金山科技有限公司"),
+    ("青岛海尔", "青岛海尔智家股份有限公司"),
+    ("海尔", "青岛海尔智家股份有限公司"),
+    ("杭州云栖", "杭州云栖科技有限公司"),
+    ("腾讯", "深圳市腾讯计算机系统有限公司"),
+    ("鹅厂", "深圳市腾讯计算机系统有限公司"),
+    # never beyond the asker's scope: lisi's and qianqi's customers, by any key
+    ("13700001111", NOT_FOUND),
+    ("周杰", NOT_FOUND),
+    ("hzyqrj", NOT_FOUND),
+    ("字节跳动", NOT_FOUND),
+]
+
+
+async def test_lookups_the_way_reps_type(crm: BotHarness) -> None:  # noqa: F811
+    assert len(LOOKUPS) >= 40
+    await _seed_lookups(crm)
+    async with crm.runtime.sessions() as session:  # the index follows new rows at once
+        await crm.runtime.search.refresh(session, force=True)
+    wrong: list[str] = []
+    for k, (typed, expected) in enumerate(LOOKUPS):
+        crm.clock.advance(seconds=3)  # stay under WeCom's 30 messages a minute per person
+        answers = await crm.say("zhangsan", f"查 {typed}", msg_id=7000 + k)
+        seen = "\n".join(answers)
+        if expected == NOT_FOUND:
+            if "没有找到" not in seen or "杭州云起软件有限公司" in seen or "北京字节跳动" in seen:
+                wrong.append(f"{typed!r} → {seen[:60]!r}")
+        elif not (answers and answers[0].startswith(f"**{expected}**")):
+            wrong.append(f"{typed!r} → {seen[:60]!r}")
+    assert not wrong, "\n".join(wrong)
