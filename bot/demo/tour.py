@@ -83,8 +83,12 @@ REMINDERS: tuple[Step, ...] = (
     ),
     Step("提醒卡片上点“完成”", "zhangwei", tap="完成", expect=("已完成：打电话确认",)),
 )
-# Audiences add their walk here (manager digests, marketing leads, ...), in the order shown.
-TOURS: list[tuple[Step, ...]] = [SALES, SERVICE, REMINDERS]
+MANAGER: tuple[Step, ...] = (
+    Step("主管随时要日报：本部门当天的数字", "wangjg", say="日报", expect=("跟进", "商机漏斗")),
+    Step("主管看团队", "wangjg", say="团队", expect=("张伟",)),
+)
+# Audiences add their walk here (marketing leads, ...), in the order shown.
+TOURS: list[tuple[Step, ...]] = [SALES, SERVICE, REMINDERS, MANAGER]
 
 
 def steps() -> list[Step]:
