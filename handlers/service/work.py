@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from crm_store import tickets
+from crm_store import customers, tickets
 from crm_store.models import Customer
 from crm_store.models.service import Priority, TicketStatus
 from crm_store.tickets import Action, Change, Refused
@@ -80,7 +80,7 @@ def explain(ctx: HandlerContext, refused: Refused, action: Action, **extra: Any)
 
 
 async def _customer(ctx: HandlerContext, customer_id: int | None) -> Customer | None:
-    return await ctx.session.get(Customer, customer_id) if customer_id is not None else None
+    return await customers.get_by_id(ctx.session, customer_id) if customer_id is not None else None
 
 
 async def _run(
@@ -102,6 +102,17 @@ def _ref_or_usage(
     if ref is None or (needs_text and not ref[1]):
         return ctx.usage()
     return ref
+
+
+async def _by_number(
+    ctx: HandlerContext, argument: str, action: Action, write: Callable[..., Awaitable[Change]]
+) -> list[Reply]:
+    """The commands that take nothing but a ticket number (等待, 继续, 关闭)."""
+    ref = _ref_or_usage(ctx, argument, needs_text=False)
+    if not isinstance(ref, tuple):
+        return [ref]
+    _, replies = await _run(ctx, action, lambda: write(ctx.session, ticket_id=ref[0], **_kw(ctx)))
+    return replies
 
 
 def _kw(ctx: HandlerContext) -> dict[str, Any]:
@@ -207,13 +218,7 @@ async def reply_ticket(ctx: HandlerContext, argument: str) -> list[Reply]:
     roles=WORKERS,
 )
 async def wait_ticket(ctx: HandlerContext, argument: str) -> list[Reply]:
-    ref = _ref_or_usage(ctx, argument, needs_text=False)
-    if not isinstance(ref, tuple):
-        return [ref]
-    _, replies = await _run(
-        ctx, Action.WAIT, lambda: tickets.wait(ctx.session, ticket_id=ref[0], **_kw(ctx))
-    )
-    return replies
+    return await _by_number(ctx, argument, Action.WAIT, tickets.wait)
 
 
 @router.command(
@@ -225,13 +230,7 @@ async def wait_ticket(ctx: HandlerContext, argument: str) -> list[Reply]:
     roles=WORKERS,
 )
 async def resume_ticket(ctx: HandlerContext, argument: str) -> list[Reply]:
-    ref = _ref_or_usage(ctx, argument, needs_text=False)
-    if not isinstance(ref, tuple):
-        return [ref]
-    _, replies = await _run(
-        ctx, Action.RESUME, lambda: tickets.resume(ctx.session, ticket_id=ref[0], **_kw(ctx))
-    )
-    return replies
+    return await _by_number(ctx, argument, Action.RESUME, tickets.resume)
 
 
 @router.command(
@@ -284,13 +283,7 @@ async def resolve_ticket(ctx: HandlerContext, argument: str) -> list[Reply]:
     roles=WORKERS,
 )
 async def close_ticket(ctx: HandlerContext, argument: str) -> list[Reply]:
-    ref = _ref_or_usage(ctx, argument, needs_text=False)
-    if not isinstance(ref, tuple):
-        return [ref]
-    _, replies = await _run(
-        ctx, Action.CLOSE, lambda: tickets.close(ctx.session, ticket_id=ref[0], **_kw(ctx))
-    )
-    return replies
+    return await _by_number(ctx, argument, Action.CLOSE, tickets.close)
 
 
 @router.command(
